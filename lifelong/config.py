@@ -1,0 +1,303 @@
+"""Configuration: one YAML file validated by pydantic, every key overridable from the environment.
+
+Unknown keys are rejected (``extra="forbid"`` on every section) so a typo fails at start with the key's path
+instead of being silently ignored. Environment variables use the prefix ``LIFELONG_`` and ``__`` for nesting,
+e.g. ``LIFELONG_OPTIM__LR=0.05`` or ``LIFELONG_KAFKA__BOOTSTRAP_SERVERS=broker:9092``; they win over the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "LIFELONG_"
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are an error, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class KafkaConfig(Section):
+    """Where the events come from. Security settings are passed straight to the Kafka client."""
+
+    bootstrap_servers: list[str] = Field(default_factory=lambda: ["127.0.0.1:9092"])
+    topics: list[str] = Field(default_factory=lambda: ["lifelong.events"], min_length=1)
+    group_id: str = "lifelong"
+    group_instance_id: str | None = Field(
+        default=None, description="Static membership id (the pod name on Kubernetes): no rebalance on restart."
+    )
+    client: Literal["kafka-python", "confluent"] = "kafka-python"
+    assign: bool = Field(
+        default=False,
+        description="Assign every partition of the topics directly instead of joining the group "
+        "(single instance; offsets are still committed under group_id).",
+    )
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    session_timeout_ms: PositiveInt = 10_000
+    heartbeat_interval_ms: PositiveInt = 3_000
+    max_poll_interval_ms: PositiveInt = 300_000
+    max_poll_records: PositiveInt = 4_096
+    poll_timeout_ms: PositiveInt = 1_000
+    fetch_max_bytes: PositiveInt = 64 * 1024 * 1024
+    max_partition_fetch_bytes: PositiveInt = 16 * 1024 * 1024
+    dead_letter_suffix: str = ".dlq"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"] | None = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
+    reconnect_backoff_max_ms: PositiveInt = 10_000
+
+    @field_validator("bootstrap_servers", "topics", mode="before")
+    @classmethod
+    def _split_comma_list(cls, value: Any) -> Any:
+        """Accept ``"a:9092,b:9092"`` (handy from an environment variable) as well as a YAML list."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_security(self) -> KafkaConfig:
+        if self.security_protocol.startswith("SASL") and self.sasl_mechanism is None:
+            raise ValueError(f"sasl_mechanism is required with security_protocol={self.security_protocol}")
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError("heartbeat_interval_ms must be below session_timeout_ms")
+        return self
+
+
+class CodecConfig(Section):
+    """How a record's value is decoded into features and a label."""
+
+    name: Literal["json", "f32", "image"] = "f32"
+    num_features: PositiveInt | None = Field(
+        default=None, description="Expected feature count per record; others go to the dead-letter topic."
+    )
+    label_header: str = Field(default="label", description="Kafka header holding the label (image codec).")
+
+
+class ModelConfig(Section):
+    """The network. ``name`` is mlp, cnn, resnet18_reduced or ``torchvision:<model name>``."""
+
+    name: str = "mlp"
+    input_shape: list[PositiveInt] = Field(default_factory=lambda: [784])
+    hidden: list[PositiveInt] = Field(default_factory=lambda: [256, 256])
+    max_classes: PositiveInt = Field(default=10, description="Labels >= this go to the dead-letter topic.")
+    weights: Path | None = Field(default=None, description="Local weights file (torchvision models).")
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value in {"mlp", "cnn", "resnet18_reduced"} or value.startswith("torchvision:"):
+            return value
+        raise ValueError(f"unknown model {value!r}: use mlp, cnn, resnet18_reduced or torchvision:<name>")
+
+
+class OptimConfig(Section):
+    """The optimiser and how many gradient steps each micro-batch gets."""
+
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: PositiveFloat = 0.05
+    momentum: NonNegativeFloat = 0.0
+    weight_decay: NonNegativeFloat = 0.0
+    batch_size: PositiveInt = Field(default=32, description="Samples per gradient step (split of a micro-batch).")
+    steps_per_batch: PositiveInt = Field(default=1, description="Passes over each micro-batch.")
+    grad_clip: PositiveFloat | None = None
+
+
+class ReplayConfig(Section):
+    """The replay memory. ``none`` trains on the stream only."""
+
+    kind: Literal["none", "reservoir", "class_balanced", "herding", "generative"] = "none"
+    capacity: PositiveInt = 500
+    batch_size: PositiveInt = 32
+    nme: bool = Field(default=False, description="Predict with nearest-mean-of-exemplars (herding only).")
+    generator_latent: PositiveInt = 32
+    generator_hidden: PositiveInt = 256
+
+    @model_validator(mode="after")
+    def _nme_needs_herding(self) -> ReplayConfig:
+        if self.nme and self.kind != "herding":
+            raise ValueError("nme requires kind: herding")
+        return self
+
+
+class StrategySpec(Section):
+    """One strategy plugin and its parameters; the registry in ``lifelong.strategies`` checks the names."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    name: str
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class DetectorSpec(Section):
+    """A river drift detector attached to a signal."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    detector: str = Field(description="river class name: ADWIN, PageHinkley, KSWIN, DDM, EDDM, HDDMA, HDDMW, FHDDM")
+    signal: Literal["error", "class_error", "loss", "input"] = "error"
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ReactionSpec(Section):
+    """What to do when a drift is detected."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    name: Literal["boundary", "lr_boost", "reset_optimizer", "reset_detectors", "alert"]
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class DriftConfig(Section):
+    detectors: list[DetectorSpec] = Field(default_factory=list)
+    reactions: list[ReactionSpec] = Field(default_factory=lambda: [ReactionSpec(name="alert")])
+    min_events_between: NonNegativeInt = Field(default=500, description="Drifts closer than this are merged.")
+
+
+class BoundaryConfig(Section):
+    """Where strategies are told a task ended: never from task labels, from drift and/or a schedule."""
+
+    schedule: list[NonNegativeInt] = Field(default_factory=list, description="Event counts at which to consolidate.")
+    every_events: PositiveInt | None = Field(default=None, description="Also consolidate every N events.")
+    from_drift: bool = True
+
+
+class MetricsConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65535, description="0 picks a free port.")
+    window: PositiveInt = Field(default=1000, description="Events in the sliding accuracy/loss windows.")
+    liveness_timeout_s: PositiveFloat = Field(default=60.0, description="/livez fails when the loop stalls this long.")
+
+
+class CheckpointConfig(Section):
+    dir: Path = Path("state/checkpoints")
+    every_events: PositiveInt = 20_000
+    every_seconds: PositiveFloat = 60.0
+    keep: PositiveInt = 3
+
+
+class DaemonConfig(Section):
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 0
+    deterministic: bool = False
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    summary_interval_s: PositiveFloat = 10.0
+    max_events: PositiveInt | None = Field(default=None, description="Stop after this many events (tests, demos).")
+    idle_exit_s: PositiveFloat | None = Field(
+        default=None, description="Stop after this long without a record (demos, batch replays)."
+    )
+    prefetch: NonNegativeInt = Field(default=2, description="Decoded batches buffered ahead of the learner.")
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one daemon."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_assignment=True
+    )
+
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    codec: CodecConfig = Field(default_factory=CodecConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    replay: ReplayConfig = Field(default_factory=ReplayConfig)
+    strategies: list[StrategySpec] = Field(default_factory=list)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    boundaries: BoundaryConfig = Field(default_factory=BoundaryConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first so that it overrides the file passed as init kwargs.
+        return (env_settings, init_settings)
+
+    def digest(self) -> str:
+        """A short hash of the learning-relevant config, stored in checkpoints to refuse incompatible ones."""
+        relevant = self.model_dump(mode="json", include={"model", "codec", "replay", "strategies"})
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; ``problems`` lists (key path, reason)."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]):
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {key}: {reason}" for key, reason in problems)
+        super().__init__(f"invalid configuration {source}:\n{lines}")
+
+
+def _problems(error: ValidationError) -> list[tuple[str, str]]:
+    out = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(root)"
+        reason = item["msg"]
+        if item["type"] == "extra_forbidden":
+            reason = "unknown key"
+        out.append((key, reason))
+    return out
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read ``path`` (YAML) if given, apply environment overrides, validate; raise ConfigError on any problem."""
+    data: dict[str, Any] = {}
+    source = str(path) if path is not None else "(defaults)"
+    if path is not None:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(source, [("(file)", exc.strerror or str(exc))]) from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(source, [("(yaml)", str(exc))]) from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(source, [("(root)", "the file must hold a mapping of sections")])
+        data = loaded
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(source, _problems(exc)) from exc

@@ -1,0 +1,277 @@
+"""The learner: prequential test-then-train on micro-batches. It knows nothing of Kafka.
+
+``Learner.process(x, y)`` first predicts every sample with the model as it stands (eval mode, no gradient),
+scores it, and only then learns from it. Scores are therefore honest held-out figures on data the model has not
+been trained on. Strategies and memories join through the plugin hooks in ``lifelong.strategies.base``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from lifelong.strategies.base import Plugin, StepContext
+
+log = logging.getLogger(__name__)
+
+MASKED_LOGIT = -1e9
+
+
+def resolve_device(requested: str) -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU; ``cuda`` without a GPU falls back with one log line."""
+    if requested in ("auto", "cuda") and torch.cuda.is_available():
+        device = torch.device("cuda")
+        log.info("device: cuda (%s)", torch.cuda.get_device_name(device))
+        return device
+    if requested == "cuda":
+        log.warning("device: cuda requested but no CUDA GPU is available; falling back to the CPU")
+    else:
+        log.info("device: cpu")
+    return torch.device("cpu")
+
+
+@dataclass
+class StepResult:
+    """What one micro-batch produced, as numpy arrays aligned with the input rows."""
+
+    predictions: np.ndarray
+    correct: np.ndarray
+    losses: np.ndarray
+    train_loss: float
+    train_seconds: float
+    new_classes: list[int]
+    skipped_steps: int = 0
+
+    def __len__(self) -> int:
+        return int(self.predictions.shape[0])
+
+
+class Learner:
+    """A model, its optimizer and plugins, fed micro-batches in stream order."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        plugins: Sequence[Plugin] = (),
+        device: torch.device | str = "cpu",
+        batch_size: int = 32,
+        steps_per_batch: int = 1,
+        grad_clip: float | None = None,
+    ):
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.optimizer = optimizer
+        self.plugins = list(plugins)
+        self.batch_size = batch_size
+        self.steps_per_batch = steps_per_batch
+        self.grad_clip = grad_clip
+        self.max_classes = int(model.head.out_features)
+        self.class_mask = torch.zeros(self.max_classes, dtype=torch.bool, device=self.device)
+        self.events_seen = 0
+        self.train_steps = 0
+        self.skipped_steps = 0
+        self.boundaries = 0
+        self._base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self._lr_boost_until = -1
+        self._pin = self.device.type == "cuda"
+        for plugin in self.plugins:
+            plugin.setup(self)
+
+    # ---- classes -------------------------------------------------------------------------------------------
+    @property
+    def seen_classes(self) -> list[int]:
+        return torch.nonzero(self.class_mask).flatten().tolist()
+
+    def _activate(self, y: Tensor) -> list[int]:
+        present = torch.unique(y)
+        new = present[~self.class_mask[present]]
+        if new.numel() == 0:
+            return []
+        for cls in new.tolist():
+            self.model.reset_class(cls)
+        self.class_mask[new] = True
+        return new.tolist()
+
+    def masked(self, logits: Tensor) -> Tensor:
+        """Logits with never-seen classes pushed out of reach."""
+        return logits.masked_fill(~self.class_mask, MASKED_LOGIT)
+
+    # ---- data movement -------------------------------------------------------------------------------------
+    def to_device(self, array: np.ndarray | Tensor, dtype: torch.dtype | None = None) -> Tensor:
+        tensor = torch.as_tensor(array)
+        if dtype is not None:
+            tensor = tensor.to(dtype)
+        if self._pin and tensor.device.type == "cpu":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
+
+    # ---- prediction ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def scores(self, x: Tensor) -> Tensor:
+        """Class scores for ``x`` (already on the device), after any plugin's prediction override."""
+        was_training = self.model.training
+        self.model.eval()
+        logits = self.masked(self.model(x))
+        for plugin in self.plugins:
+            replaced = plugin.predict(self, x, logits)
+            if replaced is not None:
+                logits = replaced
+        self.model.train(was_training)
+        return logits
+
+    def predict(self, x: np.ndarray | Tensor) -> np.ndarray:
+        return self.scores(self.to_device(x, torch.float32)).argmax(1).cpu().numpy()
+
+    # ---- prequential step ----------------------------------------------------------------------------------
+    def process(self, x: np.ndarray | Tensor, y: np.ndarray | Tensor) -> StepResult:
+        """Predict every sample, score it, then train on it. Returns per-sample predictions and losses."""
+        xt = self.to_device(x, torch.float32)
+        yt = self.to_device(y, torch.long)
+        if self.class_mask.any():
+            scores = self.scores(xt)
+            preds = scores.argmax(1)
+            losses = nn.functional.cross_entropy(scores, yt, reduction="none")
+        else:  # nothing learned yet: no prediction is possible, count it as wrong
+            preds = torch.full_like(yt, -1)
+            losses = torch.full(yt.shape, float("nan"), device=self.device)
+        new_classes = self._activate(yt)
+        start = time.perf_counter()
+        train_loss, skipped = self.train(xt, yt)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - start
+        preds_np = preds.cpu().numpy()
+        y_np = yt.cpu().numpy()
+        self.events_seen += len(y_np)
+        self._update_lr()
+        return StepResult(
+            predictions=preds_np,
+            correct=preds_np == y_np,
+            losses=losses.float().cpu().numpy(),
+            train_loss=train_loss,
+            train_seconds=seconds,
+            new_classes=new_classes,
+            skipped_steps=skipped,
+        )
+
+    def train(self, x: Tensor, y: Tensor) -> tuple[float, int]:
+        """Gradient steps over ``x, y`` in chunks of ``batch_size``; non-finite steps are skipped, not applied."""
+        self.model.train()
+        total, count, skipped = 0.0, 0, 0
+        for _ in range(self.steps_per_batch):
+            for start in range(0, x.shape[0], self.batch_size):
+                xb, yb = x[start : start + self.batch_size], y[start : start + self.batch_size]
+                loss = self._step(xb, yb)
+                if loss is None:
+                    skipped += 1
+                else:
+                    total += loss
+                    count += 1
+        self.skipped_steps += skipped
+        return (total / count if count else float("nan")), skipped
+
+    def _step(self, x: Tensor, y: Tensor) -> float | None:
+        ctx = StepContext(model=self.model, x=x, y=y, inputs=x, targets=y, class_mask=self.class_mask,
+                          step=self.train_steps)
+        for plugin in self.plugins:
+            plugin.before_step(ctx)
+        features = self.model.features(ctx.inputs)
+        ctx.features = features
+        ctx.logits = self.masked(self.model.head(features))
+        loss = nn.functional.cross_entropy(ctx.logits, ctx.targets)
+        for plugin in self.plugins:
+            extra = plugin.loss(ctx)
+            if extra is not None:
+                loss = loss + extra
+        ctx.loss = loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if not self._finite(loss):
+            self.optimizer.zero_grad(set_to_none=True)
+            log.warning("non-finite loss or gradient at step %d: step skipped, weights kept", self.train_steps)
+            return None
+        for plugin in self.plugins:
+            plugin.after_backward(ctx)
+        if self.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        self.train_steps += 1
+        for plugin in self.plugins:
+            plugin.after_step(ctx)
+        return float(loss.detach())
+
+    def _finite(self, loss: Tensor) -> bool:
+        checks = [torch.isfinite(loss).all()]
+        checks += [torch.isfinite(p.grad).all() for p in self.model.parameters() if p.grad is not None]
+        return bool(torch.stack(checks).all())
+
+    # ---- reactions (drift, schedule) -----------------------------------------------------------------------
+    def boundary(self) -> None:
+        """Tell every plugin a task or concept boundary passed."""
+        self.boundaries += 1
+        for plugin in self.plugins:
+            plugin.on_boundary(self)
+
+    def boost_lr(self, factor: float, events: int) -> None:
+        """Multiply the learning rate by ``factor`` for the next ``events`` events."""
+        for group, base in zip(self.optimizer.param_groups, self._base_lrs, strict=True):
+            group["lr"] = base * factor
+        self._lr_boost_until = self.events_seen + events
+
+    def _update_lr(self) -> None:
+        if 0 <= self._lr_boost_until <= self.events_seen:
+            for group, base in zip(self.optimizer.param_groups, self._base_lrs, strict=True):
+                group["lr"] = base
+            self._lr_boost_until = -1
+
+    def reset_optimizer(self) -> None:
+        """Forget momentum/Adam moments (they point the old concept's way)."""
+        self.optimizer.state.clear()
+
+    def plugin_metrics(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for plugin in self.plugins:
+            merged.update(plugin.metrics())
+        return merged
+
+    # ---- state ---------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "class_mask": self.class_mask.cpu(),
+            "counters": torch.tensor([self.events_seen, self.train_steps, self.skipped_steps, self.boundaries,
+                                      self._lr_boost_until]),
+            "base_lrs": torch.tensor(self._base_lrs, dtype=torch.float64),
+            "plugins": {plugin.name: plugin.state_dict() for plugin in self.plugins},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.class_mask.copy_(state["class_mask"].to(self.device))
+        counters = [int(v) for v in state["counters"].tolist()]
+        self.events_seen, self.train_steps, self.skipped_steps, self.boundaries, self._lr_boost_until = counters
+        self._base_lrs = [float(v) for v in state["base_lrs"].tolist()]
+        for plugin in self.plugins:
+            plugin.load_state_dict(state["plugins"].get(plugin.name, {}))
+
+
+def build_optimizer(name: str, params: Any, lr: float, momentum: float = 0.0,
+                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """The configured optimizer; fused/foreach kernels are left to PyTorch's defaults for the device."""
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}")
