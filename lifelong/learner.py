@@ -145,6 +145,8 @@ class Learner:
         new_classes = self._activate(yt)
         start = time.perf_counter()
         train_loss, skipped = self.train(xt, yt)
+        for plugin in self.plugins:
+            plugin.after_batch(self, xt, yt)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - start

@@ -13,7 +13,9 @@ Lifecycle of one micro-batch (see ``lifelong.learner.Learner.process``)::
         backward
         after_backward(ctx)       may edit gradients (A-GEM projection)
         optimizer.step()
-        after_step(ctx)           update statistics and memories (Fisher, SI path integral, reservoir insert)
+        after_step(ctx)           update per-step statistics (SI path integral, generator training)
+    after_batch(learner, x, y)    once per micro-batch, after all its steps: insert into memories, accumulate
+                                  Fisher/importance (once, even with several steps per micro-batch)
     on_boundary(learner)          a task/concept boundary: from drift or from the schedule, never from task labels
 """
 
@@ -74,7 +76,11 @@ class Plugin:
         """Gradients are in ``p.grad``; edit them in place if needed."""
 
     def after_step(self, ctx: StepContext) -> None:
-        """After the optimizer step: update statistics, insert into memories."""
+        """After the optimizer step: update per-step statistics."""
+
+    def after_batch(self, learner: Learner, x: Tensor, y: Tensor) -> None:
+        """Once per micro-batch after its gradient steps: memories insert ``x, y`` here, so each stream sample
+        is inserted exactly once however many steps it was trained with."""
 
     def on_boundary(self, learner: Learner) -> None:
         """A boundary passed: consolidate, snapshot, re-select."""
