@@ -155,20 +155,55 @@ class StrategySpec(Section):
         return dict(self.model_extra or {})
 
 
+CONTINUOUS_DETECTORS = ("ADWIN", "PageHinkley", "KSWIN")
+BINARY_DETECTORS = ("DDM", "EDDM", "HDDMA", "HDDMW", "FHDDM")
+
+
 class DetectorSpec(Section):
-    """A river drift detector attached to a signal."""
+    """A river drift detector attached to a signal; any other key is a parameter of the river class.
+
+    Signals: ``error`` (0/1 per sample), ``class_error`` (one detector per true class), ``loss`` (per-sample
+    cross-entropy) and ``input`` (per-feature means over blocks of ``block`` samples, or a seeded random
+    projection of each sample to ``dims`` values; one detector per feature or dimension). Binary detectors
+    (DDM, EDDM, HDDMA, HDDMW, FHDDM) only make sense on the 0/1 error signals.
+    """
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
 
-    detector: str = Field(description="river class name: ADWIN, PageHinkley, KSWIN, DDM, EDDM, HDDMA, HDDMW, FHDDM")
+    detector: Literal["ADWIN", "PageHinkley", "KSWIN", "DDM", "EDDM", "HDDMA", "HDDMW", "FHDDM"] = Field(
+        description="river class: ADWIN, PageHinkley, KSWIN; for 0/1 errors DDM, EDDM, HDDMA, HDDMW, FHDDM",
+    )
     signal: Literal["error", "class_error", "loss", "input"] = "error"
+    name: str | None = Field(default=None, description="Label in metrics and logs; default detector/signal.")
+    input: Literal["mean", "projection"] = Field(
+        default="mean", description="signal input: per-feature block means, or a random projection."
+    )
+    dims: PositiveInt = Field(default=4, description="signal input, projection: dimensions, a detector each.")
+    block: PositiveInt | None = Field(
+        default=None,
+        description="signal input: samples averaged per detector update (default: 32 mean, 1 projection).",
+    )
 
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.detector}/{self.signal}"
+
+    @model_validator(mode="after")
+    def _check_signal(self) -> DetectorSpec:
+        if self.detector in BINARY_DETECTORS and self.signal not in ("error", "class_error"):
+            raise ValueError(f"{self.detector} watches a 0/1 stream: use signal error or class_error, "
+                             f"or ADWIN/PageHinkley/KSWIN for signal {self.signal}")
+        misplaced = {"input", "dims", "block"} & self.model_fields_set
+        if self.signal != "input" and misplaced:
+            raise ValueError(f"{', '.join(sorted(misplaced))} only apply to signal input")
+        return self
+
 
 class ReactionSpec(Section):
-    """What to do when a drift is detected."""
+    """What to do on a drift; other keys are the reaction's parameters (lr_boost: factor, events)."""
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
 
@@ -179,9 +214,26 @@ class ReactionSpec(Section):
 
 
 class DriftConfig(Section):
+    """Drift detectors, the reactions to a drift, and how detections are merged and reported."""
+
     detectors: list[DetectorSpec] = Field(default_factory=list)
     reactions: list[ReactionSpec] = Field(default_factory=lambda: [ReactionSpec(name="alert")])
     min_events_between: NonNegativeInt = Field(default=500, description="Drifts closer than this are merged.")
+    accuracy_window: PositiveInt = Field(
+        default=1000, description="Events over which accuracy before and after a drift is logged."
+    )
+    warnings: bool = Field(
+        default=False,
+        description="Also report warning-zone entries (Detection.warning); they trigger no reaction.",
+    )
+
+    @model_validator(mode="after")
+    def _unique_labels(self) -> DriftConfig:
+        labels = [spec.label for spec in self.detectors]
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise ValueError(f"detector labels must be unique (set `name`): {', '.join(duplicates)}")
+        return self
 
 
 class BoundaryConfig(Section):

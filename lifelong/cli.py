@@ -1,0 +1,136 @@
+"""The ``lifelong`` command line: run the daemon, check a config, start the embedded broker, feed a stream.
+
+Every command's ``--help`` explains it with an example. Heavy imports (torch, kafka) happen inside the commands so
+``--help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from lifelong import __version__
+from lifelong.config import ConfigError, load_settings
+
+app = typer.Typer(
+    name="lifelong",
+    help="A daemon for streaming continual learning: it reads a labelled Kafka stream, predicts each event before "
+    "learning from it, keeps what it learned with replay and regularisers, detects drift, and exports "
+    "per-class accuracy to Prometheus.\n\nQuick start: `lifelong broker` in one terminal, "
+    "`lifelong feed --scenario split --dataset mnist` and `lifelong run --config configs/default.yaml` in others.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+ConfigPath = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML config file (see configs/ and the README's configuration reference). "
+                 "Environment variables LIFELONG_<SECTION>__<KEY> override it."),
+]
+
+
+def _load(config: Path | None):
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"lifelong {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """lifelong: streaming continual learning from Kafka."""
+
+
+@app.command("check-config")
+def check_config(
+    config: Annotated[Path, typer.Argument(help="YAML config file to validate.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the effective config as JSON, not YAML.")] = False,
+) -> None:
+    """Validate a config file and print the effective configuration (file + environment overrides).
+
+    Exits 2 and names each bad key with the reason when the config is invalid.
+
+    Example: lifelong check-config configs/default.yaml
+    """
+    import yaml
+
+    settings = _load(config)
+    from lifelong.strategies.registry import validate_strategies
+
+    try:
+        validate_strategies(settings)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] invalid configuration {config}:\n  {exc}")
+        raise typer.Exit(2) from exc
+    data = settings.model_dump(mode="json")
+    if as_json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(yaml.safe_dump(data, sort_keys=False), end="")
+    console.print(f"[green]ok[/green]: {config} is valid")
+
+
+@app.command("run")
+def run(
+    config: ConfigPath = None,
+    max_events: Annotated[int | None, typer.Option(help="Stop after this many events (demos, tests).")] = None,
+    idle_exit: Annotated[float | None, typer.Option(help="Stop after this many seconds without a record.")] = None,
+) -> None:
+    """Run the daemon: consume the configured topics, predict each event, then learn from it.
+
+    Serves /metrics, /livez and /readyz on metrics.host:metrics.port. SIGTERM or Ctrl-C finishes the current
+    batch, writes a checkpoint, commits the offsets and exits 0. On start it resumes from the newest valid
+    checkpoint in checkpoint.dir.
+
+    Example: lifelong run --config configs/default.yaml
+    """
+    settings = _load(config)
+    if max_events is not None:
+        settings.daemon.max_events = max_events
+    if idle_exit is not None:
+        settings.daemon.idle_exit_s = idle_exit
+    from lifelong.logs import setup_logging
+
+    setup_logging(settings.daemon.log_format, settings.daemon.log_level)
+    from lifelong.daemon.service import Daemon
+
+    stats = Daemon(settings).run()
+    console.print(f"learned {stats.events} events at {stats.events_per_second:,.0f}/s, "
+                  f"{stats.dead_letters} dead letters, {stats.checkpoints} checkpoints")
+
+
+def _register_optional() -> None:
+    """Commands whose modules live in their own packages."""
+    from lifelong.stream.cli import broker, feed
+
+    app.command("broker")(broker)
+    app.command("feed")(feed)
+    try:
+        from lifelong.report import report, scrape
+    except ImportError:  # pragma: no cover - report module not present in a partial checkout
+        return
+    app.command("report")(report)
+    app.command("scrape")(scrape)
+
+
+_register_optional()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

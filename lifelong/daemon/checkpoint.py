@@ -1,0 +1,159 @@
+"""Durable checkpoints: the learner's whole state plus the Kafka offsets it covers, written atomically.
+
+File layout: ``MAGIC`` line, the payload's SHA-256 in hex, a newline, then the ``torch.save`` payload. Writes go to a
+temporary file that is fsynced and renamed over the final name (and the directory fsynced), so a crash leaves either
+the old or the new checkpoint, never half of one. Loading verifies the checksum and uses ``weights_only=True``: a
+checkpoint can hold tensors, numbers, strings, lists and dicts, never arbitrary pickled objects. A corrupt or
+incompatible file is refused with a clear message and the next older one is tried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"LIFELONG-CKPT-1\n"
+FORMAT_VERSION = 1
+NAME = re.compile(r"^ckpt-(\d{12})\.pt$")
+
+
+class CheckpointError(Exception):
+    """A checkpoint file that cannot be used; the message says why."""
+
+
+def to_safe(value: Any) -> Any:
+    """Numpy arrays become tensors so the payload loads with ``weights_only=True``."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {k: to_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_safe(v) for v in value]
+    return value
+
+
+def offsets_to_state(offsets: Mapping[tuple[str, int], int]) -> dict[str, int]:
+    return {f"{topic}\x00{partition}": int(offset) for (topic, partition), offset in offsets.items()}
+
+
+def offsets_from_state(state: Mapping[str, int]) -> dict[tuple[str, int], int]:
+    out = {}
+    for key, offset in state.items():
+        topic, partition = key.rsplit("\x00", 1)
+        out[(topic, int(partition))] = int(offset)
+    return out
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    sequence: int
+    state: dict[str, Any]
+
+    @property
+    def offsets(self) -> dict[tuple[str, int], int]:
+        return offsets_from_state(self.state.get("offsets", {}))
+
+
+class CheckpointStore:
+    """A folder of numbered checkpoints; the newest ``keep`` are kept."""
+
+    def __init__(self, directory: Path, keep: int = 3, config_digest: str = ""):
+        self.directory = Path(directory)
+        self.keep = keep
+        self.config_digest = config_digest
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def paths(self) -> list[tuple[int, Path]]:
+        """Existing checkpoints, newest first."""
+        found = []
+        for path in self.directory.iterdir():
+            match = NAME.match(path.name)
+            if match:
+                found.append((int(match.group(1)), path))
+        return sorted(found, reverse=True)
+
+    def save(self, state: dict[str, Any], offsets: Mapping[tuple[str, int], int]) -> Path:
+        """Write a checkpoint durably; returns its path once it is on disk."""
+        existing = self.paths()
+        sequence = existing[0][0] + 1 if existing else 1
+        payload = {
+            "format": FORMAT_VERSION,
+            "config_digest": self.config_digest,
+            "offsets": offsets_to_state(offsets),
+            **to_safe(state),
+        }
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        data = buffer.getvalue()
+        digest = hashlib.sha256(data).hexdigest().encode()
+        final = self.directory / f"ckpt-{sequence:012d}.pt"
+        fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=self.directory)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(MAGIC + digest + b"\n")
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        for _, old in self.paths()[self.keep :]:
+            old.unlink(missing_ok=True)
+        return final
+
+    def read(self, path: Path) -> dict[str, Any]:
+        """Read and verify one file; raises CheckpointError with the reason."""
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise CheckpointError(f"{path.name}: cannot read ({exc.strerror})") from exc
+        if not raw.startswith(MAGIC):
+            raise CheckpointError(f"{path.name}: not a lifelong checkpoint (bad magic)")
+        header_end = raw.find(b"\n", len(MAGIC))
+        expected = raw[len(MAGIC) : header_end]
+        data = raw[header_end + 1 :]
+        if hashlib.sha256(data).hexdigest().encode() != expected:
+            raise CheckpointError(f"{path.name}: checksum mismatch (truncated or corrupted)")
+        try:
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unpickling refusal is a refusal
+            raise CheckpointError(f"{path.name}: refused by the safe loader ({exc})") from exc
+        if state.get("format") != FORMAT_VERSION:
+            raise CheckpointError(f"{path.name}: format {state.get('format')} is not {FORMAT_VERSION}")
+        if self.config_digest and state.get("config_digest") != self.config_digest:
+            raise CheckpointError(
+                f"{path.name}: written by an incompatible config (digest {state.get('config_digest')}, "
+                f"this config {self.config_digest}: model, codec, replay or strategies changed)"
+            )
+        return state
+
+    def latest(self) -> Checkpoint | None:
+        """The newest checkpoint that verifies; bad ones are logged and skipped."""
+        for sequence, path in self.paths():
+            try:
+                return Checkpoint(path, sequence, self.read(path))
+            except CheckpointError as exc:
+                log.error("checkpoint refused: %s; trying the one before it", exc)
+        return None

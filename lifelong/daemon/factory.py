@@ -1,0 +1,45 @@
+"""Turn a validated ``Settings`` into the learner and its companions (one place that knows every section)."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import numpy as np
+import torch
+
+from lifelong.config import Settings
+from lifelong.learner import Learner, build_optimizer, resolve_device
+from lifelong.models import build_model
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.set_num_threads(1)
+
+
+def strategy_label(settings: Settings) -> str:
+    """A short name for build info and logs, e.g. ``reservoir+ewc+lwf``."""
+    parts = [] if settings.replay.kind == "none" else [settings.replay.kind]
+    parts += [spec.name for spec in settings.strategies]
+    return "+".join(parts) or "naive"
+
+
+def build_learner(settings: Settings, device: torch.device | None = None) -> Learner:
+    """Model, optimizer, replay memory and strategies from the config, on the configured device."""
+    from lifelong.strategies.registry import build_plugins
+
+    device = device or resolve_device(settings.daemon.device)
+    m = settings.model
+    model = build_model(m.name, m.input_shape, m.max_classes, m.hidden, m.weights).to(device)
+    o = settings.optim
+    optimizer = build_optimizer(o.name, model.parameters(), o.lr, o.momentum, o.weight_decay)
+    plugins = build_plugins(settings)
+    return Learner(model, optimizer, plugins, device=device, batch_size=o.batch_size,
+                   steps_per_batch=o.steps_per_batch, grad_clip=o.grad_clip)

@@ -1,0 +1,415 @@
+"""The daemon's main loop: poll, decode, dead-letter, predict-then-train, detect drift, checkpoint, commit.
+
+At-least-once and nothing lost:
+
+* offsets are committed to Kafka only after the checkpoint that holds their effect is on disk, and only after the
+  dead-letter producer confirmed every bad record up to them;
+* the daemon keeps its own position per partition (``self.positions``); a record below it was already learned and
+  is dropped, a record above it means the consumer jumped (a rebalance raced with a seek) and the partition is
+  re-seeked, so the learner sees each partition's records exactly once and in order between checkpoints;
+* rebalance callbacks run on kafka-python's IO thread, so they only record events; this loop acts on them
+  (checkpoint and commit on revocation, seek to the checkpoint's offsets on assignment);
+* SIGTERM/SIGINT set a flag: the current batch finishes, a checkpoint is written, offsets committed, exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lifelong import __version__
+from lifelong.config import Settings
+from lifelong.daemon.checkpoint import CheckpointStore
+from lifelong.daemon.factory import build_learner, seed_everything, strategy_label
+from lifelong.daemon.notify import ServiceNotifier
+from lifelong.learner import resolve_device
+from lifelong.metrics.exporter import DaemonMetrics, Health, MetricsServer
+from lifelong.stream.records import DecodedBatch, RawRecord, TopicPartition
+
+log = logging.getLogger("lifelong.daemon")
+
+
+@dataclass
+class RunStats:
+    """What a run did; returned by ``Daemon.run`` (tests and the demo summary read it)."""
+
+    events: int = 0
+    dead_letters: int = 0
+    checkpoints: int = 0
+    commits: int = 0
+    drifts: int = 0
+    seconds: float = 0.0
+    resumed_from: str | None = None
+    positions: dict[TopicPartition, int] = field(default_factory=dict)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+class Daemon:
+    """One continual learner attached to Kafka topics. ``run()`` blocks until stopped."""
+
+    def __init__(self, settings: Settings, *, install_signal_handlers: bool = True,
+                 on_batch: Callable[[Daemon, DecodedBatch], None] | None = None):
+        self.settings = settings
+        self.install_signal_handlers = install_signal_handlers
+        self.on_batch = on_batch
+        self._stop = threading.Event()
+        self.stats = RunStats()
+        self.positions: dict[TopicPartition, int] = {}
+        self._checkpoint_offsets: dict[TopicPartition, int] = {}
+        self.metrics = DaemonMetrics(settings.model.max_classes, settings.metrics.window)
+        self.health = Health(settings.metrics.liveness_timeout_s)
+        self.server: MetricsServer | None = None
+        self.notifier = ServiceNotifier()
+        self.learner = None
+        self.drift = None
+        self.reactor = None
+        self.consumer = None
+        self.dead_letters = None
+        self._schedule = sorted(set(settings.boundaries.schedule))
+        self._next_every = settings.boundaries.every_events
+
+    # ---- control -------------------------------------------------------------------------------------------
+    def stop(self, *_: Any) -> None:
+        """Ask the loop to finish its batch, checkpoint, commit and return."""
+        if not self._stop.is_set():
+            log.info("stop requested: finishing the current batch")
+            self.notifier.stopping()
+        self._stop.set()
+
+    @property
+    def metrics_url(self) -> str | None:
+        return self.server.url if self.server else None
+
+    # ---- setup ---------------------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        s = self.settings
+        seed_everything(s.daemon.seed, s.daemon.deterministic)
+        device = resolve_device(s.daemon.device)
+        self.learner = build_learner(s, device)
+        self.metrics.set_build_info(__version__, strategy_label(s), str(device))
+        from lifelong.drift.monitor import DriftMonitor
+        from lifelong.drift.reactions import Reactor
+
+        num_features = int(np.prod(s.model.input_shape))
+        self.drift = DriftMonitor(s.drift, num_features=num_features, max_classes=s.model.max_classes,
+                                  seed=s.daemon.seed)
+        self.reactor = Reactor(s.drift.reactions)
+        self.store = CheckpointStore(s.checkpoint.dir, keep=s.checkpoint.keep, config_digest=s.digest())
+        self._restore()
+        self.server = MetricsServer(self.metrics, self.health, s.metrics.host, s.metrics.port).start()
+        log.info("metrics on %s/metrics (also /livez, /readyz)", self.server.url)
+
+    def _restore(self) -> None:
+        checkpoint = self.store.latest()
+        if checkpoint is None:
+            log.info("no checkpoint in %s: starting fresh", self.store.directory)
+            return
+        state = checkpoint.state
+        self.learner.load_state_dict(state["learner"])
+        self.metrics.load_state_dict(state["metrics"])
+        self.drift.load_state_dict(state["drift"])
+        counters = state.get("counters", {})
+        self.stats.events = int(counters.get("events", 0))
+        self._restore_counters(counters)
+        self._checkpoint_offsets = checkpoint.offsets
+        self.positions = dict(self._checkpoint_offsets)
+        self.stats.resumed_from = checkpoint.path.name
+        log.info("resumed from %s: %d events learned, offsets %s", checkpoint.path.name,
+                 self.learner.events_seen, _fmt_offsets(self._checkpoint_offsets))
+
+    def _restore_counters(self, counters: dict[str, Any]) -> None:
+        """Counters continue from the checkpoint so dashboards see no reset across restarts."""
+        predictions = counters.get("predictions")
+        correct = counters.get("correct")
+        if predictions is not None and correct is not None:
+            for cls, (n, c) in enumerate(zip(predictions.tolist(), correct.tolist(), strict=True)):
+                self.metrics.predictions.labels(str(cls)).inc(n)
+                self.metrics.correct.labels(str(cls)).inc(c)
+            self.metrics.events.labels("trained").inc(int(counters.get("trained", 0)))
+
+    def _connect(self) -> None:
+        """Create the Kafka clients, retrying with backoff while the broker is unreachable (never exit)."""
+        from lifelong.stream.consumer import StreamConsumer
+        from lifelong.stream.dead_letter import DeadLetterWriter
+
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                self.consumer = StreamConsumer(self.settings.kafka)
+                self.dead_letters = DeadLetterWriter(self.settings.kafka)
+                return
+            except Exception as exc:  # noqa: BLE001 - any client error at start is retried
+                self.metrics.broker_errors.inc()
+                self.health.set_ready(False, f"broker unreachable: {exc}")
+                log.warning("cannot reach Kafka (%s); retrying in %.1fs", exc, delay)
+                self._stop.wait(delay)
+                self.health.beat()
+                delay = min(delay * 2, 30.0)
+
+    # ---- the loop ------------------------------------------------------------------------------------------
+    def run(self) -> RunStats:
+        if self.install_signal_handlers and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
+        start = time.monotonic()
+        self._setup()
+        self._connect()
+        s = self.settings
+        last_checkpoint_time = time.monotonic()
+        events_at_checkpoint = self.stats.events
+        last_summary = time.monotonic()
+        events_at_summary = self.stats.events
+        last_record_time = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                self.health.beat()
+                self.notifier.watchdog()
+                self._handle_rebalance()
+                records = self._poll()
+                if records:
+                    last_record_time = time.monotonic()
+                    self._handle_records(records)
+                self._update_readiness()
+                now = time.monotonic()
+                due = (self.stats.events - events_at_checkpoint >= s.checkpoint.every_events
+                       or now - last_checkpoint_time >= s.checkpoint.every_seconds)
+                if due and self.positions and self.checkpoint_and_commit():
+                    last_checkpoint_time, events_at_checkpoint = now, self.stats.events
+                if now - last_summary >= s.daemon.summary_interval_s:
+                    self._summary(self.stats.events - events_at_summary, now - last_summary)
+                    last_summary, events_at_summary = now, self.stats.events
+                if s.daemon.max_events is not None and self.stats.events >= s.daemon.max_events:
+                    log.info("max_events=%d reached", s.daemon.max_events)
+                    break
+                if s.daemon.idle_exit_s is not None and now - last_record_time >= s.daemon.idle_exit_s:
+                    log.info("no record for %.0fs (idle_exit_s): stopping", s.daemon.idle_exit_s)
+                    break
+        finally:
+            self._shutdown()
+            self.stats.seconds = time.monotonic() - start
+        return self.stats
+
+    def _poll(self) -> list[RawRecord]:
+        try:
+            return self.consumer.poll(self.settings.kafka.poll_timeout_ms)
+        except Exception as exc:  # noqa: BLE001 - the broker going away must not kill the daemon
+            self.metrics.broker_errors.inc()
+            self.health.set_ready(False, f"poll failed: {exc}")
+            log.warning("poll failed (%s); retrying", exc)
+            self._stop.wait(1.0)
+            return []
+
+    def _update_readiness(self) -> None:
+        assigned = self.consumer.assignment() if self.consumer else set()
+        connected = getattr(self.consumer, "connected", lambda: True)()
+        if assigned and connected:
+            if not self.health.ready:
+                log.info("ready: %d partitions assigned", len(assigned))
+                self.notifier.ready()
+            self.health.set_ready(True)
+        else:
+            self.health.set_ready(False, "no partitions assigned" if not assigned else "broker unreachable")
+        self.metrics.ready_gauge.set(1 if self.health.ready else 0)
+
+    def _handle_rebalance(self) -> None:
+        for event in self.consumer.drain_events():
+            kind, partitions = event[0], set(event[1])
+            if kind == "assigned":
+                known = {tp: self.positions[tp] for tp in partitions if tp in self.positions}
+                if known:
+                    self.consumer.seek(known)
+                log.info("assigned %s (resuming %s)", sorted(partitions), _fmt_offsets(known))
+            elif kind == "revoked":
+                log.info("revoked %s: checkpoint and commit", sorted(partitions))
+                self.checkpoint_and_commit()
+                for tp in partitions:
+                    self.positions.pop(tp, None)
+            elif kind == "lost":
+                log.warning("lost %s: dropping in-flight positions", sorted(partitions))
+                for tp in partitions:
+                    self.positions.pop(tp, None)
+
+    def _guard(self, records: list[RawRecord]) -> list[RawRecord]:
+        """Keep only records at this daemon's position per partition; re-seek a partition that jumped ahead."""
+        kept: list[RawRecord] = []
+        jumped: dict[TopicPartition, int] = {}
+        for record in records:
+            tp = (record.topic, record.partition)
+            if tp in jumped:
+                continue
+            expected = self.positions.get(tp)
+            if expected is None or record.offset == expected:
+                kept.append(record)
+                self.positions[tp] = record.offset + 1
+            elif record.offset > expected:
+                jumped[tp] = expected
+            # record.offset < expected: already learned before a restart or rebalance: skip it
+        if jumped:
+            log.warning("consumer ahead of the checkpoint on %s: seeking back", _fmt_offsets(jumped))
+            self.consumer.seek(jumped)
+        return kept
+
+    def _handle_records(self, records: list[RawRecord]) -> None:
+        from lifelong.stream.codecs import decode_records
+
+        records = self._guard(records)
+        if not records:
+            return
+        c, m = self.settings.codec, self.settings.model
+        batch = decode_records(records, self._codec(), num_features=c.num_features,
+                               feature_shape=None, max_classes=m.max_classes)
+        if batch.bad:
+            self.dead_letters.write(batch.bad)
+            reasons = [bad.reason for bad in batch.bad]
+            self.metrics.observe_dead_letters(reasons)
+            self.stats.dead_letters += len(reasons)
+        if len(batch):
+            self._learn(batch.x, batch.y)
+        if self.on_batch is not None:
+            self.on_batch(self, batch)
+
+    def _codec(self) -> Any:
+        if not hasattr(self, "_codec_obj"):
+            from lifelong.stream.codecs import get_codec
+
+            c = self.settings.codec
+            self._codec_obj = get_codec(c.name, label_header=c.label_header) if c.name == "image" else get_codec(
+                c.name)
+        return self._codec_obj
+
+    def _learn(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Prequential step on a decoded batch, split at scheduled boundaries."""
+        start = 0
+        while start < len(y):
+            cut = self._next_boundary_in(len(y) - start)
+            end = start + cut if cut is not None else len(y)
+            if end > start:
+                self._learn_chunk(x[start:end], y[start:end])
+            if cut is not None:
+                self.learner.boundary()
+                self.metrics.boundaries.labels("schedule").inc()
+                log.info("boundary (schedule) at event %d", self.stats.events)
+            start = end
+
+    def _next_boundary_in(self, n: int) -> int | None:
+        """If a scheduled boundary falls within the next ``n`` events, how many events come before it."""
+        position = self.stats.events
+        while self._schedule and self._schedule[0] < position:
+            self._schedule.pop(0)
+        candidates = []
+        if self._schedule:
+            candidates.append(self._schedule[0])
+        every = self.settings.boundaries.every_events
+        if every:
+            candidates.append((position // every + 1) * every if position % every else position)
+        for target in sorted(candidates):
+            if position <= target < position + n and target > 0:
+                if self._schedule and target == self._schedule[0]:
+                    self._schedule.pop(0)
+                return target - position
+        return None
+
+    def _learn_chunk(self, x: np.ndarray, y: np.ndarray) -> None:
+        position = self.stats.events
+        result = self.learner.process(x, y)
+        self.metrics.observe_batch(y, result.correct, result.losses, result.train_seconds)
+        if result.skipped_steps:
+            self.metrics.skipped_steps.labels("non_finite").inc(result.skipped_steps)
+        self.stats.events += len(y)
+        detections = self.drift.update(x, y, result.correct, result.losses, position)
+        if detections:
+            before = self.learner.boundaries
+            self.reactor.apply(detections, self.learner)
+            if self.learner.boundaries > before:
+                self.metrics.boundaries.labels("drift").inc(self.learner.boundaries - before)
+            for detection in detections:
+                self.metrics.observe_drift(detection.detector)
+            self.stats.drifts += len(detections)
+        replay = self.learner.plugin_metrics().get("samples_per_class")
+        if replay:
+            self.metrics.set_replay(replay)
+
+    # ---- durability ----------------------------------------------------------------------------------------
+    def checkpoint_and_commit(self) -> bool:
+        """Checkpoint, then commit the offsets it covers. Returns False when the DLQ could not be confirmed."""
+        if self.learner is None or self.consumer is None:
+            return False
+        try:
+            self.dead_letters.flush()
+        except Exception as exc:  # noqa: BLE001 - unconfirmed dead letters: do not move offsets past them
+            self.metrics.broker_errors.inc()
+            log.error("dead-letter topic not confirmed (%s): checkpoint and commit postponed", exc)
+            return False
+        offsets = dict(self.positions)
+        state = {
+            "learner": self.learner.state_dict(),
+            "metrics": self.metrics.state_dict(),
+            "drift": self.drift.state_dict(),
+            "counters": self._counter_state(),
+        }
+        path = self.store.save(state, offsets)
+        self.stats.checkpoints += 1
+        self.metrics.checkpoint_time.set(time.time())
+        self.metrics.checkpoint_bytes.set(path.stat().st_size)
+        try:
+            if offsets:
+                self.consumer.commit(offsets)
+                self.stats.commits += 1
+        except Exception as exc:  # noqa: BLE001 - the checkpoint holds the offsets; a later commit catches up
+            self.metrics.broker_errors.inc()
+            log.warning("commit failed (%s): offsets are safe in %s and will be committed later", exc, path.name)
+        self.stats.positions = offsets
+        log.debug("checkpoint %s at %s", path.name, _fmt_offsets(offsets))
+        return True
+
+    def _counter_state(self) -> dict[str, Any]:
+        m = self.metrics
+        classes = range(m.max_classes)
+        return {
+            "events": self.stats.events,
+            "trained": m.value("lifelong_events_total", {"outcome": "trained"}),
+            "predictions": np.array([m.value("lifelong_predictions_total", {"class": str(c)}) for c in classes]),
+            "correct": np.array([m.value("lifelong_predictions_correct_total", {"class": str(c)}) for c in classes]),
+        }
+
+    def _summary(self, events: int, seconds: float) -> None:
+        lag = self.consumer.lag() if self.consumer else {}
+        self.metrics.set_lag(lag)
+        log.info(
+            "events=%d rate=%.0f/s accuracy=%.3f lag=%d dead_letters=%d drifts=%d",
+            self.stats.events, events / max(seconds, 1e-9), self.metrics.window_accuracy,
+            sum(max(v, 0) for v in lag.values()), self.stats.dead_letters, self.stats.drifts,
+            extra={"events": self.stats.events, "events_per_s": events / max(seconds, 1e-9),
+                   "accuracy": self.metrics.window_accuracy},
+        )
+
+    def _shutdown(self) -> None:
+        self.notifier.stopping()
+        try:
+            if self.positions and self.learner is not None:
+                self.checkpoint_and_commit()
+        finally:
+            self.health.set_ready(False, "stopping")
+            if self.consumer is not None:
+                self.consumer.close()
+            if self.dead_letters is not None:
+                self.dead_letters.close()
+            if self.server is not None:
+                self.server.stop()
+            self.notifier.close()
+        log.info("stopped after %d events (%d dead letters, %d checkpoints)", self.stats.events,
+                 self.stats.dead_letters, self.stats.checkpoints)
+
+
+def _fmt_offsets(offsets: dict[TopicPartition, int]) -> str:
+    return ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(offsets.items())) or "none"

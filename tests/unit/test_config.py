@@ -1,0 +1,79 @@
+"""Config validation: bad keys and values are rejected with the key's path; the environment overrides the file."""
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lifelong.cli import app
+from lifelong.config import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_default_config_is_valid():
+    settings = load_settings(ROOT / "configs" / "default.yaml")
+    assert settings.codec.name == "f32"
+    assert settings.model.max_classes == 10
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = write(tmp_path, "optim:\n  lr: 0.1\n  learning_rate: 0.2\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert ("optim.learning_rate", "unknown key") in err.value.problems
+
+
+def test_negative_learning_rate_is_named(tmp_path):
+    path = write(tmp_path, "optim:\n  lr: -0.1\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    keys = [key for key, _ in err.value.problems]
+    assert keys == ["optim.lr"]
+    assert "greater than 0" in err.value.problems[0][1]
+
+
+def test_environment_overrides_file(tmp_path, monkeypatch):
+    path = write(tmp_path, "optim:\n  lr: 0.1\nkafka:\n  topics: [a]\n")
+    monkeypatch.setenv("LIFELONG_OPTIM__LR", "0.02")
+    monkeypatch.setenv("LIFELONG_KAFKA__BOOTSTRAP_SERVERS", "b1:9092,b2:9092")
+    settings = load_settings(path)
+    assert settings.optim.lr == 0.02
+    assert settings.kafka.bootstrap_servers == ["b1:9092", "b2:9092"]
+    assert settings.kafka.topics == ["a"]
+
+
+def test_sasl_needs_mechanism(tmp_path):
+    path = write(tmp_path, "kafka:\n  security_protocol: SASL_SSL\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert err.value.problems[0][0] == "kafka"
+    assert "sasl_mechanism" in err.value.problems[0][1]
+
+
+def test_digest_changes_with_model_not_with_kafka():
+    base = load_settings(None)
+    assert load_settings(None, kafka={"topics": ["other"]}).digest() == base.digest()
+    assert load_settings(None, model={"hidden": [10]}).digest() != base.digest()
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [("optim:\n  lr: 0.1\n  bogus: 1\n", "optim.bogus"), ("optim:\n  lr: -1\n", "optim.lr")],
+)
+def test_check_config_cli_rejects_with_exit_2(tmp_path, text, key):
+    result = CliRunner().invoke(app, ["check-config", str(write(tmp_path, text))])
+    assert result.exit_code == 2
+    assert key in result.output
+
+
+def test_check_config_cli_prints_effective_config():
+    result = CliRunner().invoke(app, ["check-config", str(ROOT / "configs" / "default.yaml"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"max_classes": 10' in result.output

@@ -1,0 +1,91 @@
+"""The learner: prequential order, head growth by class activation, non-finite steps skipped."""
+
+import numpy as np
+import torch
+
+from lifelong.learner import Learner, build_optimizer
+from lifelong.models import build_model
+
+
+def make_learner(max_classes: int = 5, lr: float = 0.1) -> Learner:
+    torch.manual_seed(0)
+    model = build_model("mlp", [8], max_classes, [16])
+    return Learner(model, build_optimizer("sgd", model.parameters(), lr), batch_size=16)
+
+
+def blobs(classes, n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.choice(classes, n)
+    x = rng.normal(0, 0.3, (n, 8)).astype(np.float32)
+    x[np.arange(n), y] += 3.0
+    return x, y
+
+
+def test_first_batch_is_predicted_before_learning():
+    learner = make_learner()
+    x, y = blobs([0, 1])
+    result = learner.process(x, y)
+    assert (result.predictions == -1).all()  # nothing learned yet: no class can be predicted
+    assert not result.correct.any()
+    assert sorted(result.new_classes) == [0, 1]
+
+
+def test_new_label_grows_head_without_touching_old_classes():
+    learner = make_learner()
+    for seed in range(5):
+        learner.process(*blobs([0, 1], seed=seed))
+    assert learner.seen_classes == [0, 1]
+    old_rows = learner.model.head.weight[:2].detach().clone()
+    old_bias = learner.model.head.bias[:2].detach().clone()
+    learner._activate(torch.tensor([3]))
+    assert learner.seen_classes == [0, 1, 3]
+    assert torch.equal(learner.model.head.weight[:2], old_rows)
+    assert torch.equal(learner.model.head.bias[:2], old_bias)
+    # predictions never name a class that was never seen
+    preds = learner.predict(blobs([0, 1, 2, 3, 4], seed=9)[0])
+    assert set(preds.tolist()) <= {0, 1, 3}
+
+
+def test_label_first_seen_mid_stream_is_learned():
+    learner = make_learner()
+    for seed in range(10):
+        learner.process(*blobs([0, 1], seed=seed))
+    for seed in range(10, 40):
+        result = learner.process(*blobs([0, 1, 2], seed=seed))
+    assert 2 in learner.seen_classes
+    assert result.correct.mean() > 0.8
+
+
+def test_non_finite_batch_skips_step_and_keeps_weights():
+    learner = make_learner()
+    learner.process(*blobs([0, 1]))
+    x, y = blobs([0, 1], seed=1)
+    x[0, 0] = np.inf
+    result = learner.process(x, y)
+    assert result.skipped_steps >= 1
+    assert learner.skipped_steps >= 1
+    for p in learner.model.parameters():
+        assert torch.isfinite(p).all()
+    # the poisoned chunk was skipped but the other chunks trained
+    assert result.skipped_steps < len(y) // learner.batch_size
+
+
+def test_state_round_trip_continues_identically():
+    a, b = make_learner(), make_learner()
+    for seed in range(3):
+        a.process(*blobs([0, 1, 2], seed=seed))
+    b.load_state_dict(a.state_dict())
+    x, y = blobs([0, 1, 2], seed=7)
+    ra, rb = a.process(x, y), b.process(x, y)
+    assert np.array_equal(ra.predictions, rb.predictions)
+    for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_lr_boost_restores():
+    learner = make_learner(lr=0.1)
+    learner.boost_lr(5.0, events=100)
+    assert learner.optimizer.param_groups[0]["lr"] == 0.5
+    for seed in range(2):
+        learner.process(*blobs([0, 1], seed=seed))
+    assert learner.optimizer.param_groups[0]["lr"] == 0.1
