@@ -1,0 +1,360 @@
+"""Record codecs: bytes on the wire <-> (features, label), with validation that never raises out of a poll.
+
+Three formats:
+
+- ``f32`` (the fast path): a small versioned header, then raw little-endian float32 features decoded zero-copy
+  with ``numpy.frombuffer``. Header (little-endian, 8 + 4*ndim bytes, so the payload stays 4-byte aligned)::
+
+      magic b"LF" | version u8 (=1) | ndim u8 | label i32 | shape u32 * ndim | float32 * prod(shape)
+
+- ``json``: ``{"x": [...], "y": label, "id"?: ..., "ts"?: ...}`` parsed with orjson. ``x`` may be nested
+  (an image as lists of rows). An integral float label (``3.0``) is accepted, anything else that is not an
+  integer is a ``bad_label_type``. ``NaN``/``Infinity`` (which Python's ``json.dumps`` writes) are reported as
+  ``non_finite``, not as invalid JSON.
+- ``image``: PNG/JPEG bytes decoded with ``torchvision.io``, label in a Kafka header (``label`` by default).
+  This is the one place where the stream layer touches torch: torchvision is imported lazily, inside the
+  codec, so ``lifelong.stream`` stays importable (and fast to import) without it.
+
+``decode_records`` turns one poll into a :class:`DecodedBatch`: good rows stacked into arrays, bad ones kept
+with a short machine-readable reason (the ``reason`` header of the dead-letter record and the label of
+``lifelong_dead_letter_total``).
+
+Example::
+
+    >>> import numpy as np
+    >>> from lifelong.stream.records import RawRecord
+    >>> codec = get_codec("f32")
+    >>> value, headers = codec.encode(np.arange(4, dtype=np.float32), 3)
+    >>> batch = decode_records([RawRecord("t", 0, 7, None, value)], codec, num_features=4, max_classes=10)
+    >>> batch.x.shape, batch.y.tolist(), batch.next_offsets
+    ((1, 4), [3], {('t', 0): 8})
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import orjson
+
+from lifelong.stream.records import BadRecord, DecodedBatch, RawRecord
+
+__all__ = [
+    "Codec",
+    "DecodeError",
+    "F32Codec",
+    "ImageCodec",
+    "JsonCodec",
+    "REASONS",
+    "decode_records",
+    "get_codec",
+]
+
+#: Every reason a record can be rejected for (the ``reason`` header on the dead-letter topic).
+REASONS = (
+    "empty_value",  # no value, or zero bytes
+    "invalid_json",  # not parseable as JSON
+    "not_an_object",  # JSON, but not {"x": ..., "y": ...}
+    "missing_features",  # no "x"
+    "missing_label",  # no "y" / no label header
+    "bad_feature_type",  # features that are not numbers
+    "bad_label_type",  # a label that is not an integer
+    "label_out_of_range",  # label < 0 or >= max_classes
+    "wrong_feature_count",  # number of features differs from the expected one
+    "wrong_shape",  # same count but another shape, ragged nesting, or a scalar
+    "non_finite",  # NaN or +/-Inf among the features
+    "bad_magic",  # f32 value without the b"LF" magic
+    "bad_header_version",  # f32 header version this code does not know
+    "truncated",  # f32 value shorter than its header says
+    "invalid_image",  # image bytes torchvision cannot decode
+)
+
+
+class DecodeError(ValueError):
+    """A record that cannot be used; ``reason`` is one of :data:`REASONS`, ``detail`` is for humans."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+def _check_label(value: Any) -> int:
+    """An integer label from a JSON value; integral floats (``3.0``) pass, bools and strings do not."""
+    if isinstance(value, bool):
+        raise DecodeError("bad_label_type", "boolean label")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    raise DecodeError("bad_label_type", f"label of type {type(value).__name__}")
+
+
+class Codec:
+    """Base class: ``encode`` for producers (feed, tests), ``decode`` for the consumer side."""
+
+    name: ClassVar[str] = ""
+
+    def encode(self, x: np.ndarray, y: int) -> tuple[bytes, list[tuple[str, bytes]]]:
+        """Value bytes and Kafka headers for one sample."""
+        raise NotImplementedError
+
+    def decode(self, record: RawRecord) -> tuple[np.ndarray, int]:
+        """Features (float32, the record's own shape) and label; raise DecodeError for a bad record.
+
+        Checks the record on its own (format, label type, finiteness); what the consumer expects (feature
+        count, shape, class range) is checked by :func:`decode_records`.
+        """
+        x, y = self.parse(record)
+        if not np.isfinite(x).all():
+            raise DecodeError("non_finite", "NaN or Inf among the features")
+        return x, y
+
+    def parse(self, record: RawRecord) -> tuple[np.ndarray, int]:
+        """``decode`` without the finiteness check (decode_records does it once per batch, vectorised)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class F32Codec(Codec):
+    """Versioned header + raw float32: ~1 us per record to decode, the throughput path."""
+
+    name = "f32"
+    MAGIC: ClassVar[bytes] = b"LF"
+    VERSION: ClassVar[int] = 1
+    MAX_NDIM: ClassVar[int] = 8
+    _HEAD = struct.Struct("<2sBBi")
+
+    def encode(self, x: np.ndarray, y: int) -> tuple[bytes, list[tuple[str, bytes]]]:
+        arr = np.asarray(x, dtype="<f4")
+        if not 1 <= arr.ndim <= self.MAX_NDIM:
+            raise ValueError(f"f32 encodes arrays of 1 to {self.MAX_NDIM} dimensions, got {arr.ndim}")
+        head = self._HEAD.pack(self.MAGIC, self.VERSION, arr.ndim, int(y))
+        shape = struct.pack(f"<{arr.ndim}I", *arr.shape)
+        return head + shape + arr.tobytes(), []
+
+    def parse(self, record: RawRecord) -> tuple[np.ndarray, int]:
+        value = record.value
+        if not value:
+            raise DecodeError("empty_value")
+        size = len(value)
+        if size < 8:
+            raise DecodeError("truncated", f"{size} bytes, less than the 8-byte header")
+        magic, version, ndim, label = self._HEAD.unpack_from(value)
+        if magic != self.MAGIC:
+            raise DecodeError("bad_magic", f"magic {magic!r}")
+        if version != self.VERSION:
+            raise DecodeError("bad_header_version", f"version {version}, this code reads {self.VERSION}")
+        start = 8 + 4 * ndim
+        if ndim == 0 or ndim > self.MAX_NDIM:
+            raise DecodeError("wrong_shape", f"ndim {ndim}")
+        if size < start:
+            raise DecodeError("truncated", "value ends inside the shape")
+        shape = struct.unpack_from(f"<{ndim}I", value, 8)
+        count = math.prod(shape)
+        if size != start + 4 * count:
+            raise DecodeError("truncated", f"{size - start} payload bytes for shape {shape}")
+        x = np.frombuffer(value, dtype="<f4", count=count, offset=start)
+        return (x if ndim == 1 else x.reshape(shape)), label
+
+
+class JsonCodec(Codec):
+    """``{"x": [...], "y": label}`` with orjson (~50 us for 784 floats): readable, ~50x slower than f32."""
+
+    name = "json"
+
+    def encode(self, x: np.ndarray, y: int, *, record_id: Any = None, ts: float | None = None,
+               ) -> tuple[bytes, list[tuple[str, bytes]]]:
+        doc: dict[str, Any] = {"x": np.ascontiguousarray(x, dtype=np.float32), "y": int(y)}
+        if record_id is not None:
+            doc["id"] = record_id
+        if ts is not None:
+            doc["ts"] = ts
+        return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY), []
+
+    def parse(self, record: RawRecord) -> tuple[np.ndarray, int]:
+        value = record.value
+        if not value:
+            raise DecodeError("empty_value")
+        try:
+            doc = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            # orjson refuses NaN/Infinity/1e999; the standard module reads them, so such a record is reported
+            # as what it is (non_finite) instead of invalid JSON. Only failing records pay for this.
+            try:
+                doc = json.loads(value)
+            except (ValueError, UnicodeDecodeError):
+                raise DecodeError("invalid_json", str(exc)) from None
+        if not isinstance(doc, dict):
+            raise DecodeError("not_an_object", f"JSON {type(doc).__name__}")
+        if "x" not in doc:
+            raise DecodeError("missing_features", 'no "x"')
+        if "y" not in doc:
+            raise DecodeError("missing_label", 'no "y"')
+        label = _check_label(doc["y"])
+        try:
+            arr = np.array(doc["x"])
+        except ValueError as exc:  # ragged nesting
+            raise DecodeError("wrong_shape", str(exc)) from None
+        if arr.dtype.kind not in "fiu":
+            raise DecodeError("bad_feature_type", f"features of dtype {arr.dtype}")
+        if arr.ndim == 0 or arr.size == 0:
+            raise DecodeError("wrong_shape", f"features of shape {arr.shape}")
+        return arr.astype(np.float32, copy=False), label
+
+
+class ImageCodec(Codec):
+    """PNG/JPEG bytes, label in a Kafka header; decoded to float32 (C, H, W) in [0, 1].
+
+    Imports torchvision lazily (the stream layer otherwise never imports torch).
+    """
+
+    name = "image"
+
+    def __init__(self, label_header: str = "label", format: str = "png", jpeg_quality: int = 95) -> None:
+        if format not in {"png", "jpeg"}:
+            raise ValueError(f"image format must be png or jpeg, not {format!r}")
+        self.label_header = label_header
+        self.format = format
+        self.jpeg_quality = jpeg_quality
+
+    def encode(self, x: np.ndarray, y: int) -> tuple[bytes, list[tuple[str, bytes]]]:
+        import torch
+        from torchvision.io import encode_jpeg, encode_png
+
+        arr = np.asarray(x)
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.ndim != 3 or arr.shape[0] not in (1, 3):
+            raise ValueError(f"image codec encodes (H, W) or (C, H, W) with C in 1, 3; got {np.shape(x)}")
+        if arr.dtype != np.uint8:
+            arr = np.clip(np.rint(arr.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+        tensor = torch.from_numpy(np.ascontiguousarray(arr))
+        data = encode_png(tensor) if self.format == "png" else encode_jpeg(tensor, quality=self.jpeg_quality)
+        return data.numpy().tobytes(), [(self.label_header, str(int(y)).encode())]
+
+    def parse(self, record: RawRecord) -> tuple[np.ndarray, int]:
+        import torch
+        from torchvision.io import decode_image
+
+        if not record.value:
+            raise DecodeError("empty_value")
+        raw_label = record.header(self.label_header)
+        if raw_label is None:
+            raise DecodeError("missing_label", f"no {self.label_header!r} header")
+        try:
+            label = int(raw_label.decode("ascii").strip())
+        except (UnicodeDecodeError, ValueError):
+            raise DecodeError("bad_label_type", f"header {raw_label[:20]!r}") from None
+        data = torch.from_numpy(np.frombuffer(record.value, dtype=np.uint8).copy())
+        try:
+            image = decode_image(data)
+        except (RuntimeError, ValueError) as exc:
+            raise DecodeError("invalid_image", str(exc)[:200]) from None
+        return image.numpy().astype(np.float32) / np.float32(255.0), label
+
+
+_CODECS: dict[str, type[Codec]] = {"f32": F32Codec, "json": JsonCodec, "image": ImageCodec}
+
+
+def get_codec(name: str, **opts: Any) -> Codec:
+    """The codec called ``name`` (``f32``, ``json``, ``image``); options go to its constructor."""
+    try:
+        cls = _CODECS[name]
+    except KeyError:
+        raise ValueError(f"unknown codec {name!r}; choose from {', '.join(sorted(_CODECS))}") from None
+    return cls(**opts)
+
+
+def _target_shape(feature_shape: Sequence[int] | None, num_features: int | None) -> tuple[int, ...] | None:
+    if feature_shape is not None:
+        shape = tuple(int(d) for d in feature_shape)
+        if num_features is not None and math.prod(shape) != num_features:
+            raise ValueError(f"num_features={num_features} contradicts feature_shape={shape}")
+        return shape
+    if num_features is not None:
+        return (int(num_features),)
+    return None
+
+
+def decode_records(
+    records: Iterable[RawRecord],
+    codec: Codec | str,
+    *,
+    num_features: int | None = None,
+    feature_shape: Sequence[int] | None = None,
+    max_classes: int | None = None,
+) -> DecodedBatch:
+    """Decode and validate one poll; never raises for a bad record.
+
+    Expected layout: ``feature_shape`` if given (a flat record of the same size is reshaped to it), else
+    ``num_features`` (rows are flattened to it), else the shape of the first good record. Labels must lie in
+    ``[0, max_classes)`` (only ``>= 0`` when ``max_classes`` is None). ``next_offsets`` covers good and bad
+    records alike.
+    """
+    if isinstance(codec, str):
+        codec = get_codec(codec)
+    target = _target_shape(feature_shape, num_features)
+    flatten = feature_shape is None and num_features is not None
+    expected_size = math.prod(target) if target is not None else None
+
+    rows: list[np.ndarray] = []
+    labels: list[int] = []
+    good: list[RawRecord] = []
+    bad: list[BadRecord] = []
+    next_offsets: dict[tuple[str, int], int] = {}
+    parse = codec.parse
+
+    for record in records:
+        key = (record.topic, record.partition)
+        if next_offsets.get(key, -1) <= record.offset:
+            next_offsets[key] = record.offset + 1
+        try:
+            x, y = parse(record)
+            if target is None:
+                target = x.shape
+                expected_size = x.size
+            elif x.shape != target:
+                if x.size != expected_size:
+                    raise DecodeError("wrong_feature_count", f"{x.size} features, expected {expected_size}")
+                if not flatten and x.ndim != 1:
+                    raise DecodeError("wrong_shape", f"shape {x.shape}, expected {target}")
+                x = x.reshape(target)
+            if y < 0 or (max_classes is not None and y >= max_classes):
+                raise DecodeError("label_out_of_range", f"label {y}, classes [0, {max_classes})")
+        except DecodeError as exc:
+            bad.append(BadRecord(record, exc.reason))
+            continue
+        rows.append(x)
+        labels.append(y)
+        good.append(record)
+
+    shape = target if target is not None else (0,)
+    if rows:
+        x_all = np.stack(rows).astype(np.float32, copy=False)
+        finite = np.isfinite(x_all.reshape(len(rows), -1)).all(axis=1)
+        if not finite.all():  # non-finite rows join the bad ones
+            bad.extend(BadRecord(good[i], "non_finite") for i in np.flatnonzero(~finite).tolist())
+            keep = np.flatnonzero(finite)
+            x_all = x_all[keep]
+            labels = [labels[i] for i in keep.tolist()]
+            good = [good[i] for i in keep.tolist()]
+    else:
+        x_all = np.empty((0, *shape), dtype=np.float32)
+
+    bad.sort(key=lambda b: (b.record.topic, b.record.partition, b.record.offset))  # per-partition order
+    return DecodedBatch(
+        x=x_all,
+        y=np.asarray(labels, dtype=np.int64),
+        topics=[r.topic for r in good],
+        partitions=np.fromiter((r.partition for r in good), dtype=np.int32, count=len(good)),
+        offsets=np.fromiter((r.offset for r in good), dtype=np.int64, count=len(good)),
+        bad=bad,
+        next_offsets=next_offsets,
+    )
