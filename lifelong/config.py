@@ -40,36 +40,42 @@ class Section(BaseModel):
 class KafkaConfig(Section):
     """Where the events come from. Security settings are passed straight to the Kafka client."""
 
-    bootstrap_servers: list[str] = Field(default_factory=lambda: ["127.0.0.1:9092"])
-    topics: list[str] = Field(default_factory=lambda: ["lifelong.events"], min_length=1)
-    group_id: str = "lifelong"
+    bootstrap_servers: list[str] = Field(default_factory=lambda: ["127.0.0.1:9092"],
+                                         description="host:port list (or a comma-separated string).")
+    topics: list[str] = Field(default_factory=lambda: ["lifelong.events"], min_length=1,
+                              description="Topics to learn from; bad records go to <topic><dead_letter_suffix>.")
+    group_id: str = Field(default="lifelong", description="Consumer group; offsets are committed under it.")
     group_instance_id: str | None = Field(
         default=None, description="Static membership id (the pod name on Kubernetes): no rebalance on restart."
     )
-    client: Literal["kafka-python", "confluent"] = "kafka-python"
+    client: Literal["kafka-python", "confluent"] = Field(
+        default="kafka-python", description="Kafka client library (confluent needs the `fast` extra).")
     assign: bool = Field(
         default=False,
         description="Assign every partition of the topics directly instead of joining the group "
         "(single instance; offsets are still committed under group_id).",
     )
-    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    session_timeout_ms: PositiveInt = 10_000
-    heartbeat_interval_ms: PositiveInt = 3_000
-    max_poll_interval_ms: PositiveInt = 300_000
-    max_poll_records: PositiveInt = 4_096
-    poll_timeout_ms: PositiveInt = 1_000
-    fetch_max_bytes: PositiveInt = 64 * 1024 * 1024
-    max_partition_fetch_bytes: PositiveInt = 16 * 1024 * 1024
-    dead_letter_suffix: str = ".dlq"
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        default="earliest", description="Where to start when neither a checkpoint nor the group has an offset.")
+    session_timeout_ms: PositiveInt = Field(default=10_000, description="Group session timeout.")
+    heartbeat_interval_ms: PositiveInt = Field(default=3_000, description="Below session_timeout_ms.")
+    max_poll_interval_ms: PositiveInt = Field(default=300_000, description="Longest pause between polls.")
+    max_poll_records: PositiveInt = Field(default=4_096, description="Upper bound of one micro-batch.")
+    poll_timeout_ms: PositiveInt = Field(
+        default=1_000, description="Poll wait; keep it above half of session_timeout_ms for group joins.")
+    fetch_max_bytes: PositiveInt = Field(default=64 * 1024 * 1024, description="Bytes per fetch response.")
+    max_partition_fetch_bytes: PositiveInt = Field(default=16 * 1024 * 1024, description="Bytes per partition.")
+    dead_letter_suffix: str = Field(default=".dlq", description="Dead-letter topic = source topic + suffix.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="Passed to the client as is.")
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"] | None = None
     sasl_plain_username: str | None = None
-    sasl_plain_password: SecretStr | None = None
-    ssl_cafile: Path | None = None
+    sasl_plain_password: SecretStr | None = Field(default=None, description="Never printed; prefer the env var.")
+    ssl_cafile: Path | None = Field(default=None, description="CA bundle (PEM) for SSL/SASL_SSL.")
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     ssl_check_hostname: bool = True
-    reconnect_backoff_max_ms: PositiveInt = 10_000
+    reconnect_backoff_max_ms: PositiveInt = Field(default=10_000, description="Cap of the reconnect backoff.")
 
     @field_validator("bootstrap_servers", "topics", mode="before")
     @classmethod
@@ -91,7 +97,7 @@ class KafkaConfig(Section):
 class CodecConfig(Section):
     """How a record's value is decoded into features and a label."""
 
-    name: Literal["json", "f32", "image"] = "f32"
+    name: Literal["json", "f32", "image"] = Field(default="f32", description="Record format (see Codecs).")
     num_features: PositiveInt | None = Field(
         default=None, description="Expected feature count per record; others go to the dead-letter topic."
     )
@@ -101,9 +107,10 @@ class CodecConfig(Section):
 class ModelConfig(Section):
     """The network. ``name`` is mlp, cnn, resnet18_reduced or ``torchvision:<model name>``."""
 
-    name: str = "mlp"
-    input_shape: list[PositiveInt] = Field(default_factory=lambda: [784])
-    hidden: list[PositiveInt] = Field(default_factory=lambda: [256, 256])
+    name: str = Field(default="mlp", description="mlp, cnn, resnet18_reduced or torchvision:<name>.")
+    input_shape: list[PositiveInt] = Field(default_factory=lambda: [784],
+                                           description="Shape of one input, e.g. [1, 28, 28].")
+    hidden: list[PositiveInt] = Field(default_factory=lambda: [256, 256], description="MLP hidden layer widths.")
     max_classes: PositiveInt = Field(default=10, description="Labels >= this go to the dead-letter topic.")
     weights: Path | None = Field(default=None, description="Local weights file (torchvision models).")
 
@@ -118,24 +125,25 @@ class ModelConfig(Section):
 class OptimConfig(Section):
     """The optimiser and how many gradient steps each micro-batch gets."""
 
-    name: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: PositiveFloat = 0.05
+    name: Literal["sgd", "adam", "adamw"] = Field(default="sgd", description="Optimizer.")
+    lr: PositiveFloat = Field(default=0.05, description="Learning rate.")
     momentum: NonNegativeFloat = 0.0
     weight_decay: NonNegativeFloat = 0.0
     batch_size: PositiveInt = Field(default=32, description="Samples per gradient step (split of a micro-batch).")
     steps_per_batch: PositiveInt = Field(default=1, description="Passes over each micro-batch.")
-    grad_clip: PositiveFloat | None = None
+    grad_clip: PositiveFloat | None = Field(default=None, description="Clip the gradient norm to this.")
 
 
 class ReplayConfig(Section):
     """The replay memory. ``none`` trains on the stream only."""
 
-    kind: Literal["none", "reservoir", "class_balanced", "herding", "generative"] = "none"
-    capacity: PositiveInt = 500
-    batch_size: PositiveInt = 32
+    kind: Literal["none", "reservoir", "class_balanced", "herding", "generative"] = Field(
+        default="none", description="Memory type (see lifelong/strategies/README.md).")
+    capacity: PositiveInt = Field(default=500, description="Samples held (not used by generative).")
+    batch_size: PositiveInt = Field(default=32, description="Replayed samples per gradient step.")
     nme: bool = Field(default=False, description="Predict with nearest-mean-of-exemplars (herding only).")
-    generator_latent: PositiveInt = 32
-    generator_hidden: PositiveInt = 256
+    generator_latent: PositiveInt = Field(default=32, description="VAE latent size (generative).")
+    generator_hidden: PositiveInt = Field(default=256, description="VAE hidden width (generative).")
 
     @model_validator(mode="after")
     def _nme_needs_herding(self) -> ReplayConfig:
@@ -245,26 +253,26 @@ class BoundaryConfig(Section):
 
 
 class MetricsConfig(Section):
-    host: str = "127.0.0.1"
+    host: str = Field(default="127.0.0.1", description="Bind address of /metrics, /livez, /readyz.")
     port: int = Field(default=9108, ge=0, le=65535, description="0 picks a free port.")
     window: PositiveInt = Field(default=1000, description="Events in the sliding accuracy/loss windows.")
     liveness_timeout_s: PositiveFloat = Field(default=60.0, description="/livez fails when the loop stalls this long.")
 
 
 class CheckpointConfig(Section):
-    dir: Path = Path("state/checkpoints")
-    every_events: PositiveInt = 20_000
-    every_seconds: PositiveFloat = 60.0
-    keep: PositiveInt = 3
+    dir: Path = Field(default=Path("state/checkpoints"), description="Folder of checkpoints (a volume in k8s).")
+    every_events: PositiveInt = Field(default=20_000, description="Checkpoint (then commit) every N events...")
+    every_seconds: PositiveFloat = Field(default=60.0, description="...or every T seconds, whichever first.")
+    keep: PositiveInt = Field(default=3, description="Checkpoints kept; older ones are deleted.")
 
 
 class DaemonConfig(Section):
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    seed: int = 0
-    deterministic: bool = False
-    log_format: Literal["text", "json"] = "text"
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto: CUDA when present.")
+    seed: int = Field(default=0, description="Seeds torch, numpy and detectors' projections.")
+    deterministic: bool = Field(default=False, description="Deterministic kernels, one CPU thread.")
+    log_format: Literal["text", "json"] = Field(default="text", description="json: one object per line.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    summary_interval_s: PositiveFloat = 10.0
+    summary_interval_s: PositiveFloat = Field(default=10.0, description="Period of the one-line summary log.")
     max_events: PositiveInt | None = Field(default=None, description="Stop after this many events (tests, demos).")
     idle_exit_s: PositiveFloat | None = Field(
         default=None, description="Stop after this long without a record (demos, batch replays)."
