@@ -1,0 +1,5 @@
+"""``python -m lifelong`` is the ``lifelong`` command."""
+
+from lifelong.cli import app
+
+app()
