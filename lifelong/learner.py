@@ -79,6 +79,7 @@ class Learner:
         self.train_steps = 0
         self.skipped_steps = 0
         self.boundaries = 0
+        self.oom_events = 0
         self._base_lrs = [group["lr"] for group in optimizer.param_groups]
         self._lr_boost_until = -1
         self._pin = self.device.type == "cuda"
@@ -165,13 +166,25 @@ class Learner:
         )
 
     def train(self, x: Tensor, y: Tensor) -> tuple[float, int]:
-        """Gradient steps over ``x, y`` in chunks of ``batch_size``; non-finite steps are skipped, not applied."""
+        """Gradient steps over ``x, y`` in chunks of ``batch_size``.
+
+        A step whose loss or gradients are not finite is skipped (weights kept, counted). On CUDA out-of-memory the
+        batch size is halved and the same chunk retried, so a too-large setting degrades instead of crashing.
+        """
         self.model.train()
         total, count, skipped = 0.0, 0, 0
         for _ in range(self.steps_per_batch):
-            for start in range(0, x.shape[0], self.batch_size):
-                xb, yb = x[start : start + self.batch_size], y[start : start + self.batch_size]
-                loss = self._step(xb, yb)
+            start = 0
+            while start < x.shape[0]:
+                size = self.batch_size
+                try:
+                    loss = self._step(x[start : start + size], y[start : start + size])
+                except torch.cuda.OutOfMemoryError:
+                    if size == 1:
+                        raise
+                    self._on_oom()
+                    continue
+                start += size
                 if loss is None:
                     skipped += 1
                 else:
@@ -179,6 +192,14 @@ class Learner:
                     count += 1
         self.skipped_steps += skipped
         return (total / count if count else float("nan")), skipped
+
+    def _on_oom(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        self.batch_size = max(1, self.batch_size // 2)
+        self.oom_events += 1
+        log.warning("CUDA out of memory: batch size halved to %d and the step retried", self.batch_size)
 
     def _step(self, x: Tensor, y: Tensor) -> float | None:
         ctx = StepContext(model=self.model, x=x, y=y, inputs=x, targets=y, class_mask=self.class_mask,

@@ -321,7 +321,10 @@ class Daemon:
 
     def _learn_chunk(self, x: np.ndarray, y: np.ndarray) -> None:
         position = self.stats.events
+        ooms = self.learner.oom_events
         result = self.learner.process(x, y)
+        if self.learner.oom_events > ooms:
+            self.metrics.skipped_steps.labels("oom").inc(self.learner.oom_events - ooms)
         self.metrics.observe_batch(y, result.correct, result.losses, result.train_seconds)
         if result.skipped_steps:
             self.metrics.skipped_steps.labels("non_finite").inc(result.skipped_steps)

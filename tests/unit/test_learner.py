@@ -89,3 +89,25 @@ def test_lr_boost_restores():
     for seed in range(2):
         learner.process(*blobs([0, 1], seed=seed))
     assert learner.optimizer.param_groups[0]["lr"] == 0.1
+
+
+def test_out_of_memory_halves_batch_and_retries(monkeypatch):
+    learner = make_learner()
+    learner.batch_size = 32
+    real_step = learner._step
+    calls = {"n": 0}
+
+    def flaky_step(x, y):
+        calls["n"] += 1
+        if x.shape[0] > 8:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return real_step(x, y)
+
+    monkeypatch.setattr(learner, "_step", flaky_step)
+    x, y = blobs([0, 1], n=64)
+    result = learner.process(x, y)
+    assert learner.batch_size == 8
+    assert learner.oom_events == 2
+    assert result.skipped_steps == 0
+    assert np.isfinite(result.train_loss)
+    assert learner.train_steps == 64 // 8
