@@ -277,6 +277,11 @@ class DaemonConfig(Section):
     idle_exit_s: PositiveFloat | None = Field(
         default=None, description="Stop after this long without a record (demos, batch replays)."
     )
+    micro_batch: PositiveInt | None = Field(
+        default=None, description="Learn in micro-batches of exactly this many events (a multiple of "
+        "optim.batch_size makes training independent of how fetches split the stream); none: each poll as it comes.")
+    audit_log: Path | None = Field(default=None, description="Append one JSON line per learned micro-batch "
+                                   "(first event, size, end offset per partition): what the model learned from.")
     prefetch: NonNegativeInt = Field(default=2, description="Decoded batches buffered ahead of the learner.")
 
 

@@ -275,6 +275,8 @@ class Learner:
                                       self._lr_boost_until]),
             "base_lrs": torch.tensor(self._base_lrs, dtype=torch.float64),
             "plugins": {plugin.name: plugin.state_dict() for plugin in self.plugins},
+            # torch's global generator initialises new class rows: restoring it keeps a resumed run identical
+            "torch_rng": torch.get_rng_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -286,6 +288,8 @@ class Learner:
         self._base_lrs = [float(v) for v in state["base_lrs"].tolist()]
         for plugin in self.plugins:
             plugin.load_state_dict(state["plugins"].get(plugin.name, {}))
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])
 
 
 def build_optimizer(name: str, params: Any, lr: float, momentum: float = 0.0,

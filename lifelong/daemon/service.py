@@ -4,9 +4,11 @@ At-least-once and nothing lost:
 
 * offsets are committed to Kafka only after the checkpoint that holds their effect is on disk, and only after the
   dead-letter producer confirmed every bad record up to them;
-* the daemon keeps its own position per partition (``self.positions``); a record below it was already learned and
-  is dropped, a record above it means the consumer jumped (a rebalance raced with a seek) and the partition is
+* the daemon keeps its own fetch position per partition (``self.positions``); a record below it was already seen
+  and is dropped, a record above it means the consumer jumped (a rebalance raced with a seek) and the partition is
   re-seeked, so the learner sees each partition's records exactly once and in order between checkpoints;
+* decoded records wait in ``PendingRecords`` until a full micro-batch (``daemon.micro_batch``) is there; the offset
+  committed for a partition never passes its oldest pending record;
 * rebalance callbacks run on kafka-python's IO thread, so they only record events; this loop acts on them
   (checkpoint and commit on revocation, seek to the checkpoint's offsets on assignment);
 * SIGTERM/SIGINT set a flag: the current batch finishes, a checkpoint is written, offsets committed, exit 0.
@@ -14,6 +16,7 @@ At-least-once and nothing lost:
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -29,6 +32,7 @@ from lifelong.config import Settings
 from lifelong.daemon.checkpoint import CheckpointStore
 from lifelong.daemon.factory import build_learner, seed_everything, strategy_label
 from lifelong.daemon.notify import ServiceNotifier
+from lifelong.daemon.pending import PendingRecords
 from lifelong.learner import resolve_device
 from lifelong.metrics.exporter import DaemonMetrics, Health, MetricsServer
 from lifelong.stream.records import DecodedBatch, RawRecord, TopicPartition
@@ -65,6 +69,8 @@ class Daemon:
         self._stop = threading.Event()
         self.stats = RunStats()
         self.positions: dict[TopicPartition, int] = {}
+        self.pending = PendingRecords()
+        self._audit = None
         self._checkpoint_offsets: dict[TopicPartition, int] = {}
         self.metrics = DaemonMetrics(settings.model.max_classes, settings.metrics.window)
         self.health = Health(settings.metrics.liveness_timeout_s)
@@ -104,6 +110,9 @@ class Daemon:
         self.drift = DriftMonitor(s.drift, num_features=num_features, max_classes=s.model.max_classes,
                                   seed=s.daemon.seed)
         self.reactor = Reactor(s.drift.reactions)
+        if s.daemon.audit_log is not None:
+            s.daemon.audit_log.parent.mkdir(parents=True, exist_ok=True)
+            self._audit = s.daemon.audit_log.open("a")
         self.store = CheckpointStore(s.checkpoint.dir, keep=s.checkpoint.keep, config_digest=s.digest())
         self._restore()
         self.server = MetricsServer(self.metrics, self.health, s.metrics.host, s.metrics.port).start()
@@ -179,6 +188,8 @@ class Daemon:
                 if records:
                     last_record_time = time.monotonic()
                     self._handle_records(records)
+                elif len(self.pending):
+                    self._learn_pending(flush=True)  # caught up: do not hold a partial micro-batch back
                 self._update_readiness()
                 now = time.monotonic()
                 due = (self.stats.events - events_at_checkpoint >= s.checkpoint.every_events
@@ -232,12 +243,15 @@ class Daemon:
             elif kind == "revoked":
                 log.info("revoked %s: checkpoint and commit", sorted(partitions))
                 self.checkpoint_and_commit()
-                for tp in partitions:
-                    self.positions.pop(tp, None)
+                self._forget(partitions)
             elif kind == "lost":
-                log.warning("lost %s: dropping in-flight positions", sorted(partitions))
-                for tp in partitions:
-                    self.positions.pop(tp, None)
+                log.warning("lost %s: dropping in-flight records", sorted(partitions))
+                self._forget(partitions)
+
+    def _forget(self, partitions: set[TopicPartition]) -> None:
+        self.pending.drop(partitions)
+        for tp in partitions:
+            self.positions.pop(tp, None)
 
     def _guard(self, records: list[RawRecord]) -> list[RawRecord]:
         """Keep only records at this daemon's position per partition; re-seek a partition that jumped ahead."""
@@ -273,10 +287,22 @@ class Daemon:
             reasons = [bad.reason for bad in batch.bad]
             self.metrics.observe_dead_letters(reasons)
             self.stats.dead_letters += len(reasons)
-        if len(batch):
-            self._learn(batch.x, batch.y)
+        self.pending.append(batch)
+        self._learn_pending(flush=False)
         if self.on_batch is not None:
             self.on_batch(self, batch)
+
+    def _learn_pending(self, flush: bool) -> None:
+        """Learn full micro-batches from the pending rows (and the remainder when ``flush``)."""
+        size = self.settings.daemon.micro_batch
+        while len(self.pending) and (size is None or len(self.pending) >= size or flush):
+            x, y, ends = self.pending.take(size or len(self.pending))
+            first = self.stats.events
+            self._learn(x, y)
+            if self._audit is not None:
+                self._audit.write(json.dumps({"first_event": first, "events": len(y),
+                                              "ends": [[t, p, o] for (t, p), o in sorted(ends.items())]}) + "\n")
+                self._audit.flush()
 
     def _codec(self) -> Any:
         if not hasattr(self, "_codec_obj"):
@@ -353,7 +379,7 @@ class Daemon:
             self.metrics.broker_errors.inc()
             log.error("dead-letter topic not confirmed (%s): checkpoint and commit postponed", exc)
             return False
-        offsets = dict(self.positions)
+        offsets = {**self.positions, **self.pending.first_offsets()}
         state = {
             "learner": self.learner.state_dict(),
             "metrics": self.metrics.state_dict(),
@@ -409,6 +435,8 @@ class Daemon:
                 self.dead_letters.close()
             if self.server is not None:
                 self.server.stop()
+            if self._audit is not None:
+                self._audit.close()
             self.notifier.close()
         log.info("stopped after %d events (%d dead letters, %d checkpoints)", self.stats.events,
                  self.stats.dead_letters, self.stats.checkpoints)
