@@ -37,11 +37,20 @@ ConfigPath = Annotated[
 
 
 def _load(config: Path | None):
+    """Validated settings, or exit 2 naming every bad key and why."""
     try:
-        return load_settings(config)
+        settings = load_settings(config)
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    from lifelong.daemon.factory import validate_components
+
+    try:
+        validate_components(settings)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] invalid configuration {config}:\n  {exc}")
+        raise typer.Exit(2) from exc
+    return settings
 
 
 def _version(value: bool) -> None:
@@ -72,13 +81,6 @@ def check_config(
     import yaml
 
     settings = _load(config)
-    from lifelong.strategies.registry import validate_strategies
-
-    try:
-        validate_strategies(settings)
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] invalid configuration {config}:\n  {exc}")
-        raise typer.Exit(2) from exc
     data = settings.model_dump(mode="json")
     if as_json:
         print(json.dumps(data, indent=2))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -26,7 +26,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "LIFELONG_"
 
@@ -40,9 +40,9 @@ class Section(BaseModel):
 class KafkaConfig(Section):
     """Where the events come from. Security settings are passed straight to the Kafka client."""
 
-    bootstrap_servers: list[str] = Field(default_factory=lambda: ["127.0.0.1:9092"],
+    bootstrap_servers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1:9092"],
                                          description="host:port list (or a comma-separated string).")
-    topics: list[str] = Field(default_factory=lambda: ["lifelong.events"], min_length=1,
+    topics: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["lifelong.events"], min_length=1,
                               description="Topics to learn from; bad records go to <topic><dead_letter_suffix>.")
     group_id: str = Field(default="lifelong", description="Consumer group; offsets are committed under it.")
     group_instance_id: str | None = Field(
@@ -82,6 +82,8 @@ class KafkaConfig(Section):
     def _split_comma_list(cls, value: Any) -> Any:
         """Accept ``"a:9092,b:9092"`` (handy from an environment variable) as well as a YAML list."""
         if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
@@ -335,7 +337,10 @@ class ConfigError(Exception):
 def _problems(error: ValidationError) -> list[tuple[str, str]]:
     out = []
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(root)"
+        key = ""
+        for part in item["loc"]:
+            key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+        key = key or "(root)"
         reason = item["msg"]
         if item["type"] == "extra_forbidden":
             reason = "unknown key"

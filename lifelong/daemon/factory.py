@@ -31,6 +31,26 @@ def strategy_label(settings: Settings) -> str:
     return "+".join(parts) or "naive"
 
 
+def build_drift(settings: Settings):
+    """The drift monitor and its reactions (validates detector and reaction names and parameters)."""
+    from lifelong.drift.monitor import DriftMonitor
+    from lifelong.drift.reactions import Reactor
+
+    monitor = DriftMonitor(settings.drift, num_features=int(np.prod(settings.model.input_shape)),
+                           max_classes=settings.model.max_classes, seed=settings.daemon.seed)
+    reactor = Reactor(settings.drift.reactions, boundary_from_drift=settings.boundaries.from_drift)
+    return monitor, reactor
+
+
+def validate_components(settings: Settings) -> None:
+    """Build the parts whose parameters the config models leave open (strategies, detectors, reactions):
+    raises ValueError naming the key path, so a bad config is refused at start instead of mid-stream."""
+    from lifelong.strategies.registry import build_plugins
+
+    build_plugins(settings)
+    build_drift(settings)
+
+
 def build_learner(settings: Settings, device: torch.device | None = None) -> Learner:
     """Model, optimizer, replay memory and strategies from the config, on the configured device."""
     from lifelong.strategies.registry import build_plugins

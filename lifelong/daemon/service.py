@@ -30,7 +30,7 @@ import numpy as np
 from lifelong import __version__
 from lifelong.config import Settings
 from lifelong.daemon.checkpoint import CheckpointStore
-from lifelong.daemon.factory import build_learner, seed_everything, strategy_label
+from lifelong.daemon.factory import build_drift, build_learner, seed_everything, strategy_label
 from lifelong.daemon.notify import ServiceNotifier
 from lifelong.daemon.pending import PendingRecords
 from lifelong.learner import resolve_device
@@ -103,13 +103,7 @@ class Daemon:
         device = resolve_device(s.daemon.device)
         self.learner = build_learner(s, device)
         self.metrics.set_build_info(__version__, strategy_label(s), str(device))
-        from lifelong.drift.monitor import DriftMonitor
-        from lifelong.drift.reactions import Reactor
-
-        num_features = int(np.prod(s.model.input_shape))
-        self.drift = DriftMonitor(s.drift, num_features=num_features, max_classes=s.model.max_classes,
-                                  seed=s.daemon.seed)
-        self.reactor = Reactor(s.drift.reactions)
+        self.drift, self.reactor = build_drift(s)
         if s.daemon.audit_log is not None:
             s.daemon.audit_log.parent.mkdir(parents=True, exist_ok=True)
             self._audit = s.daemon.audit_log.open("a")

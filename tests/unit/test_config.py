@@ -77,3 +77,17 @@ def test_check_config_cli_prints_effective_config():
     result = CliRunner().invoke(app, ["check-config", str(ROOT / "configs" / "default.yaml"), "--json"])
     assert result.exit_code == 0, result.output
     assert '"max_classes": 10' in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("strategies:\n  - name: ewc\n    lambda_typo: 3\n", "strategies[0]"),
+        ("strategies:\n  - name: nonsense\n", "strategies[0]"),
+        ("drift:\n  detectors:\n    - detector: NotADetector\n", "drift.detectors[0]"),
+    ],
+)
+def test_check_config_rejects_bad_components(tmp_path, text, key):
+    result = CliRunner().invoke(app, ["check-config", str(write(tmp_path, text))])
+    assert result.exit_code == 2, result.output
+    assert key in result.output
