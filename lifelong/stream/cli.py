@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,30 +72,6 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
     return params
 
 
-def _jsonable(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(asdict(value))
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalar
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    if hasattr(value, "__dict__"):
-        return _jsonable(vars(value))
-    return str(value)
-
-
-def _field(boundary: Any, name: str, default: Any = None) -> Any:
-    if isinstance(boundary, dict):
-        return boundary.get(name, default)
-    return getattr(boundary, name, default)
-
-
 def feed(
     bootstrap: str = typer.Option("127.0.0.1:9092", "--bootstrap", "-b",
                                   envvar="LIFELONG_KAFKA__BOOTSTRAP_SERVERS",
@@ -105,7 +80,7 @@ def feed(
     dataset: str = typer.Option("mnist", "--dataset", "-d",
                                 help="digits, mnist, mnist:DIR, csv:PATH, npz:PATH or river:NAME."),
     scenario: str = typer.Option("split", "--scenario", "-s",
-                                 help="split, permuted, rotated, drift... or none (the plain training set)."),
+                                 help="plain (no change), split, permuted, rotated or drift."),
     seed: int = typer.Option(0, "--seed", help="Seed for the scenario (same seed, same stream)."),
     codec: str = typer.Option("f32", "--codec", "-c", help="f32 (fast), json or image."),
     rate: float = typer.Option(0.0, "--rate", "-r", help="Events per second; 0 = as fast as possible."),
@@ -140,11 +115,15 @@ def feed(
     servers = KafkaConfig(bootstrap_servers=bootstrap).bootstrap_servers
     kafka = kafka.model_copy(update={"bootstrap_servers": servers})
 
-    x, y, meta, boundaries = _load(dataset, scenario, seed, limit, params)
-    if limit:
-        x, y = x[:limit], y[:limit]
+    from lifelong.datasets import build_scenario
+
+    try:
+        sc = build_scenario(scenario, dataset=dataset, seed=seed, limit=limit or None, **params)
+    except (TypeError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scenario/--param") from exc
+    x, y = (sc.x[:limit], sc.y[:limit]) if limit else (sc.x, sc.y)
     n = len(y)
-    boundaries = [b for b in boundaries if int(_field(b, "position", 0)) < n]
+    boundaries = [b for b in sc.boundaries if b.position < n]
     pace = "as fast as possible" if not rate else f"{rate:,.0f} events/s"
     console.print(f"feeding {n:,} events of {dataset} ({scenario}) into [bold]{topic}[/bold] at {bootstrap}, "
                   f"codec {codec}, {pace}")
@@ -155,40 +134,16 @@ def feed(
         console.print(f"[red]feed failed:[/red] {exc}")
         raise typer.Exit(1) from exc
 
+    # The scenario's own boundaries document (lifelong.datasets.read_boundaries reads it back), plus the feed.
+    doc = sc.boundaries_json()
+    doc["n"] = n
+    doc["boundaries"] = [b for b in doc["boundaries"] if b["position"] < n]
+    doc["feed"] = {"topic": topic, "bootstrap": bootstrap, "codec": codec, "records": report.records,
+                   "partitions": report.partitions, "keys": keys, "rate": rate or None,
+                   "base_partition": report.base_partition, "base_offset": report.base_offset}
     out = boundaries_out or Path(f"{topic}.boundaries.json")
-    doc = {
-        "topic": topic, "bootstrap": bootstrap, "dataset": dataset, "scenario": scenario, "seed": seed,
-        "params": params, "codec": codec, "records": report.records, "partitions": report.partitions,
-        "base_offset": report.base_offset, "rate": rate or None, **meta,
-        "boundaries": _jsonable(boundaries),
-    }
     out.write_text(json.dumps(doc, indent=2) + "\n")
     for b in boundaries:
-        console.print(f"  boundary at event {int(_field(b, 'position', 0)):>8,}: {_field(b, 'kind', '?')}"
-                      f" -> task {_field(b, 'task', '?')}")
+        console.print(f"  boundary at event {b.position:>8,} ({b.kind}): {b.description}")
     console.print(f"fed {report.records:,} events ({report.bytes / 1e6:,.1f} MB) in {report.seconds:,.1f} s "
                   f"({report.records_per_s:,.0f} events/s); boundaries written to {out}")
-
-
-def _load(dataset: str, scenario: str, seed: int, limit: int, params: dict[str, Any],
-          ) -> tuple[Any, Any, dict[str, Any], list[Any]]:
-    """Arrays to feed, metadata for the JSON, and the boundaries (empty for ``--scenario none``)."""
-    import numpy as np
-
-    if scenario == "none":
-        from lifelong.datasets import load_dataset
-
-        data = load_dataset(dataset, seed=seed, limit=limit or None)
-        meta = {"num_classes": data.num_classes, "feature_shape": list(data.feature_shape)}
-        return data.x_train, data.y_train, meta, []
-    from lifelong.datasets import build_scenario
-
-    if limit and "limit" not in params:
-        params = {**params, "limit": limit}
-    try:
-        sc = build_scenario(scenario, dataset=dataset, seed=seed, **params)
-    except (TypeError, ValueError) as exc:
-        raise typer.BadParameter(str(exc), param_hint="--scenario/--param") from exc
-    meta = {"num_classes": int(sc.num_classes), "feature_shape": [int(d) for d in sc.feature_shape],
-            "tasks": sorted({int(t) for t in np.unique(np.asarray(sc.task))})}
-    return sc.x, sc.y, meta, list(sc.boundaries)

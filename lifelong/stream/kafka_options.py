@@ -55,6 +55,7 @@ def consumer_kwargs(cfg: KafkaConfig, **overrides: Any) -> dict[str, Any]:
         fetch_max_bytes=cfg.fetch_max_bytes,
         max_partition_fetch_bytes=cfg.max_partition_fetch_bytes,
         receive_message_max_bytes=max(cfg.fetch_max_bytes + 1024 * 1024, 100_000_000),
+        allow_auto_create_topics=False,  # the producer side (feed) decides partition counts
     )
     if cfg.group_instance_id:
         kwargs["group_instance_id"] = cfg.group_instance_id
