@@ -367,32 +367,51 @@ def _river_drift(stream_name: str, *, n: int, concepts: list[dict[str, Any]], sc
     return x_stream, y_stream, tests, meta
 
 
-def drift_scenario(dataset: str | Dataset, *, seed: int = 0, n: int = 10_000, positions: Sequence[int] | None = None,
-                   width: int = 0, concepts: int | Sequence[Mapping[str, Any]] = 3,
-                   test_samples_per_task: int | None = None, limit: int | None = None,
-                   cache_dir: Path | str | None = None) -> Scenario:
+def drift_scenario(dataset: str | Dataset, *, seed: int = 0, n: int | None = None,
+                   samples_per_task: int | None = None, positions: Sequence[int] | None = None,
+                   width: int = 0, mode: Literal["abrupt", "gradual"] | None = None,
+                   concepts: int | Sequence[Mapping[str, Any]] | None = None, tasks: int | None = None,
+                   stream_params: Mapping[str, Any] | None = None, test_samples_per_task: int | None = None,
+                   limit: int | None = None, cache_dir: Path | str | None = None) -> Scenario:
     """A stream of ``n`` events whose concept changes at ``positions`` (default: evenly spaced).
 
     With ``dataset="river:<Name>"`` each concept is a river generator: its ``variant`` (SEA) or
     ``classification_function`` (STAGGER, Agrawal, Sine, Mixed), else a new seed; ``concepts`` may list the
-    constructor arguments instead (e.g. ``[{"variant": 0}, {"variant": 2}]``). With any other dataset, concept
-    ``k`` relabels classes by a seeded permutation (concept 0 keeps the labels): the inputs stay, the meaning
-    changes (real drift). ``width`` > 0 makes each change gradual over that many events.
+    constructor arguments instead (e.g. ``[{"variant": 0}, {"variant": 2}]``), and ``stream_params`` go to
+    every concept (e.g. ``{"noise": 0.1}``). With any other dataset, concept ``k`` relabels classes by a seeded
+    permutation (concept 0 keeps the labels): the inputs stay, the meaning changes (real drift).
+    ``width`` > 0 makes each change gradual over that many events; ``mode="gradual"`` without a width uses
+    ``n / (5 * concepts)``. The number of concepts is ``concepts`` (a count or a list), else ``tasks``, else
+    one more than the positions, else 3. ``n`` defaults to ``samples_per_task`` per concept, else 10,000.
     """
-    count = concepts if isinstance(concepts, int) else len(concepts)
+    if isinstance(concepts, int) or concepts is None:
+        count = concepts if concepts is not None else tasks if tasks is not None else \
+            len(positions) + 1 if positions is not None else 3
+    else:
+        count = len(concepts)
     if count < 1:
         raise ValueError("drift needs at least one concept")
+    if n is None:
+        n = samples_per_task * count if samples_per_task else 10_000
+    if mode == "abrupt" and width:
+        raise ValueError(f"mode=abrupt contradicts width={width}")
+    if mode == "gradual" and not width:
+        width = max(2, n // (5 * count))
+    if mode not in (None, "abrupt", "gradual"):
+        raise ValueError(f"drift mode must be abrupt or gradual, got {mode!r}")
     chosen = _split_positions(n, count, positions, width)
     if len(chosen) != count - 1:
         raise ValueError(f"{count} concepts need {count - 1} positions, got {chosen}")
     schedule = concept_schedule(n, chosen, width, _rng(seed, 5))
-    params: dict[str, Any] = {"n": n, "positions": chosen, "width": width, "limit": limit,
+    params: dict[str, Any] = {"n": n, "positions": chosen, "width": width, "mode": "gradual" if width else "abrupt",
+                              "limit": limit, "stream_params": dict(stream_params or {}),
                               "test_samples_per_task": test_samples_per_task}
     is_river = isinstance(dataset, str) and dataset.startswith("river:")
     if is_river:
         stream_name = dataset.partition(":")[2]
-        concept_list = [dict(c) for c in concepts] if not isinstance(concepts, int) else \
+        concept_list = [dict(c) for c in concepts] if not (concepts is None or isinstance(concepts, int)) else \
             _concept_params(stream_name, count)
+        concept_list = [{**dict(stream_params or {}), **c} for c in concept_list]
         x, y, tests, data = _river_drift(stream_name, n=n, concepts=concept_list, schedule=schedule, seed=seed,
                                          test_samples_per_task=test_samples_per_task or 1000)
         info = [{"task": k, "concept": c} for k, c in enumerate(concept_list)]

@@ -178,6 +178,20 @@ def test_drift_on_sea_follows_each_variant_threshold() -> None:
         assert y_test.mean() == pytest.approx(expected, abs=0.04)
 
 
+def test_drift_concept_count_mode_and_shared_stream_params() -> None:
+    by_positions = build_scenario("drift", dataset="river:SEA", n=1000, positions=[400], test_samples_per_task=5)
+    assert by_positions.num_tasks == 2 and by_positions.boundaries[0].position == 400
+    by_tasks = build_scenario("drift", dataset="river:SEA", n=1000, tasks=4, mode="gradual",
+                              stream_params={"noise": 0.2}, test_samples_per_task=5)
+    assert by_tasks.num_tasks == 4 and by_tasks.params["width"] == 1000 // 20
+    assert by_tasks.tasks_info[3]["concept"] == {"noise": 0.2, "variant": 3}
+    assert all(b.width == 50 for b in by_tasks.boundaries)
+    per_task = build_scenario("drift", dataset="river:SEA", samples_per_task=200, test_samples_per_task=5)
+    assert per_task.n == 600 and [b.position for b in per_task.boundaries] == [200, 400]
+    with pytest.raises(ValueError, match="contradicts"):
+        build_scenario("drift", dataset="river:SEA", n=1000, mode="abrupt", width=10)
+
+
 def test_drift_concepts_given_explicitly_for_a_categorical_stream() -> None:
     s = build_scenario("drift", dataset="river:STAGGER", n=600, concepts=[{"classification_function": 0},
                                                                        {"classification_function": 2}])
