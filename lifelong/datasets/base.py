@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compare by identity, not elementwise
 class Dataset:
     """Train and test arrays of one labelled dataset.
 

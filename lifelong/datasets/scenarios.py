@@ -40,7 +40,7 @@ class Boundary:
     width: int = 0
 
 
-@dataclass
+@dataclass(eq=False)  # arrays: compare by identity, not elementwise
 class Scenario:
     """An ordered training stream ``(x, y)`` with its task ids, boundaries and one test set per task."""
 
