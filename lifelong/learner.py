@@ -232,9 +232,10 @@ class Learner:
         return float(loss.detach())
 
     def _finite(self, loss: Tensor) -> bool:
-        checks = [torch.isfinite(loss).all()]
-        checks += [torch.isfinite(p.grad).all() for p in self.model.parameters() if p.grad is not None]
-        return bool(torch.stack(checks).all())
+        """One fused norm over all gradients: it is non-finite exactly when some gradient entry is."""
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        total = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=loss.device)
+        return bool(torch.isfinite(loss + total))
 
     # ---- reactions (drift, schedule) -----------------------------------------------------------------------
     def boundary(self) -> None:
