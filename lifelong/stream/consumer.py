@@ -32,7 +32,7 @@ from lifelong.config import KafkaConfig
 from lifelong.stream.kafka_options import consumer_kwargs
 from lifelong.stream.records import RawRecord
 
-__all__ = ["RebalanceEvent", "StreamConsumer"]
+__all__ = ["RebalanceEvent", "StreamConsumer", "open_consumer"]
 
 log = logging.getLogger(__name__)
 
@@ -251,3 +251,12 @@ class StreamConsumer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_consumer(cfg: KafkaConfig, **overrides: Any) -> Any:
+    """The consumer ``cfg.client`` names: kafka-python (StreamConsumer) or confluent (same interface)."""
+    if cfg.client == "confluent":
+        from lifelong.stream.confluent_consumer import ConfluentStreamConsumer
+
+        return ConfluentStreamConsumer(cfg, **overrides)
+    return StreamConsumer(cfg, **overrides)

@@ -19,7 +19,7 @@ from lifelong.stream.admin import create_topic
 from lifelong.stream.broker import EmbeddedBroker
 from lifelong.stream.cli import feed
 from lifelong.stream.codecs import decode_records
-from lifelong.stream.consumer import RebalanceEvent, StreamConsumer
+from lifelong.stream.consumer import RebalanceEvent, StreamConsumer, open_consumer
 from lifelong.stream.feed import feed_arrays
 from lifelong.stream.producer import StreamProducer
 from lifelong.stream.records import RawRecord
@@ -84,14 +84,16 @@ def test_second_member_triggers_revoke_and_assign_events(
         b.close()
 
 
+@pytest.mark.parametrize("client", ["kafka-python", "confluent"])
 def test_seek_and_committed_in_assign_mode(
-    shared_broker: EmbeddedBroker, make_topic: Callable[..., str], kafka_config: Callable[..., KafkaConfig],
+    client: str, shared_broker: EmbeddedBroker, make_topic: Callable[..., str],
+    kafka_config: Callable[..., KafkaConfig],
 ) -> None:
     topic = make_topic(1)
     x, y = _small(50)
     feed_arrays(x, y, topic=topic, bootstrap_servers=shared_broker.bootstrap, progress=False)
-    cfg = kafka_config(shared_broker.bootstrap, topic, assign=True)
-    with StreamConsumer(cfg) as consumer:
+    cfg = kafka_config(shared_broker.bootstrap, topic, assign=True, client=client)
+    with open_consumer(cfg) as consumer:
         records = _drain(consumer, 50)
         assert [r.offset for r in records] == list(range(50))
         assert consumer.drain_events() == [RebalanceEvent("assigned", frozenset({(topic, 0)}))]
@@ -106,7 +108,7 @@ def test_seek_and_committed_in_assign_mode(
         assert [r.offset for r in again] == [45, 46, 47, 48, 49]
         batch = decode_records(again, "f32", num_features=8)
         np.testing.assert_array_equal(batch.x, x[45:])
-    with StreamConsumer(cfg) as resumed:  # a new instance starts at the committed offset
+    with open_consumer(cfg) as resumed:  # a new instance starts at the committed offset
         assert [r.offset for r in _drain(resumed, 20)] == list(range(30, 50))
 
 
