@@ -41,6 +41,8 @@ class Panel:
     min: float | None = None
     max: float | None = None
     stacked: bool = False
+    #: Colour steps (colour, from value; None = from -inf), as in Grafana's absolute thresholds.
+    thresholds: tuple[tuple[str, float | None], ...] = (("green", None),)
 
 
 PANELS: tuple[Panel, ...] = (
@@ -48,22 +50,25 @@ PANELS: tuple[Panel, ...] = (
     Panel("accuracy_now", "Accuracy (last window)", "stat", "percentunit",
           (Query(f"avg(lifelong_accuracy_ratio{{{SEL}}})"),), (0, 0, 4, 4),
           "Prequential accuracy over the last metrics.window events: each event is predicted before it is "
-          "learned.", 0, 1),
+          "learned.", 0, 1, thresholds=(("red", None), ("orange", 0.5), ("green", 0.8))),
     Panel("events_now", "Events/s", "stat", "ops",
           (Query(f"sum(rate(lifelong_events_total{{{SEL}}}[{RATE}]))"),), (4, 0, 4, 4),
           "Records handled per second, trained and dead-lettered."),
     Panel("lag_now", "Consumer lag", "stat", "short",
           (Query(f"sum(lifelong_consumer_lag_messages{{{SEL}}})"),), (8, 0, 4, 4),
-          "Records behind the end of the assigned partitions."),
+          "Records behind the end of the assigned partitions.",
+          thresholds=(("green", None), ("orange", 10_000))),  # 10k: alert LifelongConsumerLagGrowing
     Panel("checkpoint_now", "Checkpoint age", "stat", "s",
           (Query(f"time() - max(lifelong_checkpoint_timestamp_seconds{{{SEL}}} > 0)"),), (12, 0, 4, 4),
-          "Seconds since the last durable checkpoint; offsets are committed only up to it."),
+          "Seconds since the last durable checkpoint; offsets are committed only up to it.",
+          thresholds=(("green", None), ("orange", 300), ("red", 900))),  # 900 s: LifelongCheckpointStale
     Panel("drifts_total", "Drift detections", "stat", "short",
           (Query(f"sum(increase(lifelong_drift_detected_total{{{SEL}}}[$__range]))"),), (16, 0, 4, 4),
           "Drifts detected in the selected time range."),
     Panel("ready_now", "Ready", "stat", "short",
           (Query(f"min(lifelong_ready{{{SEL}}})"),), (20, 0, 4, 4),
-          "1 when the model is loaded and partitions are assigned (/readyz).", 0, 1),
+          "1 when the model is loaded and partitions are assigned (/readyz).", 0, 1,
+          thresholds=(("red", None), ("green", 1))),
     # Accuracy.
     Panel("class_accuracy", "Per-class accuracy (from counters)", "timeseries", "percentunit",
           (Query(f"instance_class:lifelong_accuracy:ratio_rate5m{{{SEL}}}", "class {{class}}"),), (0, 4, 12, 9),
@@ -71,7 +76,7 @@ PANELS: tuple[Panel, ...] = (
           "falling while new ones are learned.", 0, 1),
     Panel("accuracy", "Overall accuracy", "timeseries", "percentunit",
           (Query(f"lifelong_accuracy_ratio{{{SEL}}}", "last window {{instance}}"),
-           Query(f"instance:lifelong_accuracy:ratio_rate5m{{{SEL}}}", "5m from counters {{instance}}")),
+           Query(f"instance:lifelong_accuracy:ratio_rate5m{{{SEL}}}", "from counters {{instance}}")),
           (12, 4, 12, 9), "The windowed gauge and the counter-derived 5-minute rate.", 0, 1),
     # Throughput and lag.
     Panel("events_rate", "Events/s by outcome", "timeseries", "ops",

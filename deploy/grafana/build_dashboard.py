@@ -27,18 +27,9 @@ UID = "lifelong-overview"
 SCHEMA_VERSION = 39  # Grafana 10.4 / 11.x
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
-# Colour steps per panel (Grafana thresholds: each step applies from its value upwards).
-THRESHOLDS: dict[str, list[tuple[str, float | None]]] = {
-    "accuracy_now": [("red", None), ("orange", 0.5), ("green", 0.8)],
-    "checkpoint_now": [("green", None), ("orange", 300), ("red", 900)],  # 900 s: LifelongCheckpointStale
-    "ready_now": [("red", None), ("green", 1)],
-    "lag_now": [("green", None), ("orange", 10_000)],  # 10k: LifelongConsumerLagGrowing
-}
-
-
-def _thresholds(key: str) -> dict[str, Any]:
-    steps = THRESHOLDS.get(key, [("green", None)])
-    return {"mode": "absolute", "steps": [{"color": color, "value": value} for color, value in steps]}
+def _thresholds(panel: Panel) -> dict[str, Any]:
+    steps = [{"color": color, "value": value} for color, value in panel.thresholds]
+    return {"mode": "absolute", "steps": steps}
 
 
 def _targets(panel: Panel) -> list[dict[str, Any]]:
@@ -50,7 +41,7 @@ def _targets(panel: Panel) -> list[dict[str, Any]]:
 
 
 def _defaults(panel: Panel) -> dict[str, Any]:
-    defaults: dict[str, Any] = {"unit": panel.unit, "thresholds": _thresholds(panel.key)}
+    defaults: dict[str, Any] = {"unit": panel.unit, "thresholds": _thresholds(panel)}
     if panel.min is not None:
         defaults["min"] = panel.min
     if panel.max is not None:
