@@ -135,7 +135,14 @@ class ConfluentStreamConsumer:
         timeout = (self.cfg.poll_timeout_ms if timeout_ms is None else int(timeout_ms)) / 1000
         if self.cfg.assign and time.monotonic() >= self._next_assign_check:
             self._try_assign()
-        messages = self._consumer.consume(num_messages=self.cfg.max_poll_records, timeout=timeout)
+        # consume(n, t) waits until n messages or t: take what librdkafka has queued now, and block only
+        # for the first message when nothing is (low latency at low rates, full batches at high ones).
+        limit = self.cfg.max_poll_records
+        messages = self._consumer.consume(num_messages=limit, timeout=0)
+        if not messages:
+            messages = self._consumer.consume(num_messages=1, timeout=timeout)
+            if messages and limit > 1:
+                messages += self._consumer.consume(num_messages=limit - 1, timeout=0)
         out: list[RawRecord] = []
         for msg in messages:
             err = msg.error()
