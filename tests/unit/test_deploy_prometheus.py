@@ -106,3 +106,12 @@ def test_rules_read_only_exported_metrics() -> None:
     assert raw >= {"lifelong_predictions_total", "lifelong_predictions_correct_total", "lifelong_events_total"}
     missing = raw - exported_names()
     assert not missing, f"rules use metrics the exporter does not produce: {sorted(missing)}"
+
+
+def test_example_prometheus_config_loads_the_rules() -> None:
+    result = subprocess.run([promtool(), "check", "config", str(PROM / "prometheus.example.yml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 rule files found" in result.stdout
+    config = yaml.safe_load((PROM / "prometheus.example.yml").read_text())
+    assert [job["job_name"] for job in config["scrape_configs"]] == ["lifelong"]  # the alerts' job="lifelong"
