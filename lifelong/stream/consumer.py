@@ -139,7 +139,8 @@ class StreamConsumer:
         if client is None:  # pragma: no cover - kafka-python internals moved
             return True
         try:
-            return any(client.is_ready(node.nodeId) for node in client.cluster.brokers())
+            nodes = [getattr(n, "node_id", getattr(n, "nodeId", None)) for n in client.cluster.brokers()]
+            return any(client.connected(node) for node in nodes if node is not None)
         except Exception:  # noqa: BLE001 - internals differ across versions: do not fail readiness on them
             return True
 
@@ -186,7 +187,7 @@ class StreamConsumer:
         return events
 
     # ---- offsets -------------------------------------------------------------------------------------------
-    def commit(self, offsets: Mapping[TP, int]) -> dict[TP, int]:
+    def commit(self, offsets: Mapping[TP, int], timeout_ms: int | None = None) -> dict[TP, int]:
         """Commit ``offsets`` (the next offset to read, per partition) under ``group_id``; blocks.
 
         Partitions no longer assigned are left out (their new owner commits them); returns what was committed.
@@ -196,7 +197,8 @@ class StreamConsumer:
         todo = {tp: int(off) for tp, off in offsets.items() if tp in held}
         if not todo:
             return {}
-        self._consumer.commit({_tp(tp): OffsetAndMetadata(off, "", -1) for tp, off in todo.items()})
+        self._consumer.commit({_tp(tp): OffsetAndMetadata(off, "", -1) for tp, off in todo.items()},
+                              timeout_ms=timeout_ms)
         return todo
 
     def seek(self, offsets: Mapping[TP, int]) -> None:

@@ -190,3 +190,23 @@ def test_feed_command_rejects_bad_options(shared_broker: EmbeddedBroker, tmp_pat
     assert CliRunner().invoke(app, [*base, "--scenario", "nope"]).exit_code == 2
     assert CliRunner().invoke(app, [*base, "--param", "novalue"]).exit_code == 2
     assert not (tmp_path / "x.json").exists()
+
+
+def test_connected_follows_the_broker(
+    broker: EmbeddedBroker, kafka_config: Callable[..., KafkaConfig],
+) -> None:
+    create_topic(broker.bootstrap, "c", 1)
+    cfg = kafka_config(broker.bootstrap, "c", assign=True, poll_timeout_ms=300, reconnect_backoff_max_ms=300)
+    with StreamConsumer(cfg) as consumer:
+        consumer.poll()
+        assert consumer.connected()
+        broker.kill()
+        deadline = time.monotonic() + 10
+        while consumer.connected() and time.monotonic() < deadline:
+            consumer.poll()
+        assert not consumer.connected()
+        broker.start()
+        deadline = time.monotonic() + 15
+        while not consumer.connected() and time.monotonic() < deadline:
+            consumer.poll()
+        assert consumer.connected()
