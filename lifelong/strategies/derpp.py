@@ -1,0 +1,74 @@
+"""DER++: replay stored samples with the logits the model gave them, plus their labels.
+
+Buzzega, P., Boschini, M., Porrello, A., Abati, D. & Calderara, S. (2020). Dark Experience for General Continual
+Learning: a Strong, Simple Baseline. NeurIPS. Its own reservoir buffer keeps (x, y, logits); each step adds
+``alpha * MSE(model(x'), logits')`` on one replayed minibatch and ``beta * CE(model(x''), y'')`` on another.
+Logits are stored once per micro-batch, after it was learnt, together with the mask of the classes seen then:
+the MSE compares only those entries (a class activated later starts from a fresh head row, see models.zoo).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from lifelong.replay.reservoir import ReservoirBuffer
+from lifelong.strategies.base import Plugin, StepContext
+
+if TYPE_CHECKING:
+    from lifelong.learner import Learner
+
+MASKED = -1e9
+
+
+class DERpp(Plugin):
+    """``alpha``: logit-matching weight; ``beta``: label replay weight (0 gives plain DER)."""
+
+    name = "derpp"
+
+    def __init__(self, alpha: float = 0.3, beta: float = 0.5, memory: int = 500, batch_size: int = 32,
+                 seed: int = 0):
+        self.alpha, self.beta = float(alpha), float(beta)
+        self.memory, self.batch_size, self.seed = int(memory), int(batch_size), int(seed)
+        self.buffer: ReservoirBuffer | None = None
+
+    def setup(self, learner: Learner) -> None:
+        self.buffer = ReservoirBuffer(self.memory, learner.device, self.seed)
+
+    def loss(self, ctx: StepContext) -> Tensor | None:
+        buf = self.buffer
+        if buf is None or len(buf) == 0:
+            return None
+        terms: list[Tensor] = []
+        if self.alpha > 0:
+            rows = buf.sample(self.batch_size)
+            mask = rows["mask"]
+            diff = (ctx.model(rows["x"]) - rows["logits"]) * mask
+            terms.append(self.alpha * diff.pow(2).mean())
+        if self.beta > 0:
+            rows = buf.sample(self.batch_size)
+            logits = ctx.model(rows["x"]).masked_fill(~ctx.class_mask, MASKED)
+            terms.append(self.beta * nn.functional.cross_entropy(logits, rows["y"]))
+        return torch.stack(terms).sum() if terms else None
+
+    @torch.no_grad()
+    def after_batch(self, learner: Learner, x: Tensor, y: Tensor) -> None:
+        assert self.buffer is not None
+        was_training = learner.model.training
+        learner.model.eval()
+        logits = learner.model(x)
+        learner.model.train(was_training)
+        mask = learner.class_mask.to(logits.dtype).expand_as(logits)
+        self.buffer.insert(x, y, logits=logits, mask=mask)
+
+    def metrics(self) -> dict[str, Any]:
+        return {"samples_per_class": self.buffer.samples_per_class() if self.buffer is not None else {}}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"buffer": self.buffer.state_dict()} if self.buffer is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state and self.buffer is not None:
+            self.buffer.load_state_dict(state["buffer"])
