@@ -39,6 +39,11 @@ from lifelong.stream.records import DecodedBatch, RawRecord, TopicPartition
 
 log = logging.getLogger("lifelong.daemon")
 
+# Kafka calls in the loop are bounded so a broker outage never stalls it past the liveness timeout.
+COMMIT_TIMEOUT_S = 5.0
+# After a broker error the daemon reports not-ready for at least this long, even if a socket looks connected.
+BROKER_ERROR_HOLD_S = 10.0
+
 
 @dataclass
 class RunStats:
@@ -70,6 +75,7 @@ class Daemon:
         self.stats = RunStats()
         self.positions: dict[TopicPartition, int] = {}
         self.pending = PendingRecords()
+        self._last_broker_error = -BROKER_ERROR_HOLD_S
         self._audit = None
         self._checkpoint_offsets: dict[TopicPartition, int] = {}
         self.metrics = DaemonMetrics(settings.model.max_classes, settings.metrics.window)
@@ -179,6 +185,7 @@ class Daemon:
                 self.notifier.watchdog()
                 self._handle_rebalance()
                 records = self._poll()
+                self.health.beat()  # a bounded poll may have waited; the loop is alive
                 if records:
                     last_record_time = time.monotonic()
                     self._handle_records(records)
@@ -190,6 +197,7 @@ class Daemon:
                        or now - last_checkpoint_time >= s.checkpoint.every_seconds)
                 if due and self.positions and self.checkpoint_and_commit():
                     last_checkpoint_time, events_at_checkpoint = now, self.stats.events
+                    self.health.beat()
                 if now - last_summary >= s.daemon.summary_interval_s:
                     self._summary(self.stats.events - events_at_summary, now - last_summary)
                     last_summary, events_at_summary = now, self.stats.events
@@ -208,16 +216,24 @@ class Daemon:
         try:
             return self.consumer.poll(self.settings.kafka.poll_timeout_ms)
         except Exception as exc:  # noqa: BLE001 - the broker going away must not kill the daemon
-            self.metrics.broker_errors.inc()
-            self.health.set_ready(False, f"poll failed: {exc}")
+            self._broker_error("poll", exc)
             log.warning("poll failed (%s); retrying", exc)
             self._stop.wait(1.0)
             return []
 
+    def _broker_error(self, what: str, exc: BaseException) -> None:
+        self._last_broker_error = time.monotonic()
+        self.metrics.broker_errors.inc()
+        self.health.set_ready(False, f"broker unreachable: {what} failed ({exc})")
+
+    def _broker_up(self) -> bool:
+        """No broker error in the last few seconds and the client holds a broker connection."""
+        recent_error = time.monotonic() - self._last_broker_error < BROKER_ERROR_HOLD_S
+        return not recent_error and self.consumer is not None and self.consumer.connected()
+
     def _update_readiness(self) -> None:
         assigned = self.consumer.assignment() if self.consumer else set()
-        connected = getattr(self.consumer, "connected", lambda: True)()
-        if assigned and connected:
+        if assigned and self._broker_up():
             if not self.health.ready:
                 log.info("ready: %d partitions assigned", len(assigned))
                 self.notifier.ready()
@@ -230,7 +246,11 @@ class Daemon:
         for event in self.consumer.drain_events():
             kind, partitions = event[0], set(event[1])
             if kind == "assigned":
-                known = {tp: self.positions[tp] for tp in partitions if tp in self.positions}
+                # our position if we still hold one, else what our newest checkpoint learned up to; else the
+                # group's committed offset / auto_offset_reset apply (the client's own positioning)
+                known = {tp: self.positions.get(tp, self._checkpoint_offsets.get(tp)) for tp in partitions}
+                known = {tp: offset for tp, offset in known.items() if offset is not None}
+                self.positions.update(known)
                 if known:
                     self.consumer.seek(known)
                 log.info("assigned %s (resuming %s)", sorted(partitions), _fmt_offsets(known))
@@ -368,9 +388,12 @@ class Daemon:
         if self.learner is None or self.consumer is None:
             return False
         try:
-            self.dead_letters.flush()
+            self.dead_letters.flush(timeout_s=COMMIT_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - unconfirmed dead letters: do not move offsets past them
-            self.metrics.broker_errors.inc()
+            failed = getattr(exc, "failed", None)
+            if failed:  # queue them again on the fresh producer: they are retried at the next checkpoint
+                self.dead_letters.write(failed)
+            self._broker_error("dead-letter flush", exc)
             log.error("dead-letter topic not confirmed (%s): checkpoint and commit postponed", exc)
             return False
         offsets = {**self.positions, **self.pending.first_offsets()}
@@ -381,15 +404,18 @@ class Daemon:
             "counters": self._counter_state(),
         }
         path = self.store.save(state, offsets)
+        self._checkpoint_offsets.update(offsets)
         self.stats.checkpoints += 1
         self.metrics.checkpoint_time.set(time.time())
         self.metrics.checkpoint_bytes.set(path.stat().st_size)
         try:
-            if offsets:
-                self.consumer.commit(offsets)
+            if offsets and self._broker_up():
+                self.consumer.commit(offsets, timeout_ms=int(COMMIT_TIMEOUT_S * 1000))
                 self.stats.commits += 1
+            elif offsets:
+                log.warning("broker unreachable: commit deferred; offsets are safe in %s", path.name)
         except Exception as exc:  # noqa: BLE001 - the checkpoint holds the offsets; a later commit catches up
-            self.metrics.broker_errors.inc()
+            self._broker_error("commit", exc)
             log.warning("commit failed (%s): offsets are safe in %s and will be committed later", exc, path.name)
         self.stats.positions = offsets
         log.debug("checkpoint %s at %s", path.name, _fmt_offsets(offsets))

@@ -167,7 +167,9 @@ class ConfluentStreamConsumer:
                     self._positions.pop(tp, None)
         return events
 
-    def commit(self, offsets: Mapping[TP, int]) -> dict[TP, int]:
+    def commit(self, offsets: Mapping[TP, int], timeout_ms: int | None = None) -> dict[TP, int]:
+        """Synchronous commit; librdkafka bounds it with its own request timeouts (``timeout_ms`` is accepted for
+        interface parity)."""
         todo = {tp: int(off) for tp, off in offsets.items() if tp in self._assigned}
         if todo:
             self._consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in todo.items()],
