@@ -140,6 +140,8 @@ class Learner:
             scores = self.scores(xt)
             preds = scores.argmax(1)
             losses = nn.functional.cross_entropy(scores, yt, reduction="none")
+            # a class never seen cannot be predicted: its loss (against a masked logit) says nothing, leave it out
+            losses = losses.masked_fill(~self.class_mask[yt], float("nan"))
         else:  # nothing learned yet: no prediction is possible, count it as wrong
             preds = torch.full_like(yt, -1)
             losses = torch.full(yt.shape, float("nan"), device=self.device)
@@ -261,9 +263,15 @@ class Learner:
         self.optimizer.state.clear()
 
     def plugin_metrics(self) -> dict[str, Any]:
+        """Every plugin's gauges; per-class counts reported by several plugins (a replay memory and DER++'s own
+        buffer, say) are summed rather than overwritten."""
         merged: dict[str, Any] = {}
         for plugin in self.plugins:
-            merged.update(plugin.metrics())
+            for key, value in plugin.metrics().items():
+                if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                    merged[key] = {k: merged[key].get(k, 0) + value.get(k, 0) for k in merged[key] | value}
+                else:
+                    merged[key] = value
         return merged
 
     # ---- state ---------------------------------------------------------------------------------------------

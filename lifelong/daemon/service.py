@@ -78,7 +78,10 @@ class Daemon:
         self._last_broker_error = -BROKER_ERROR_HOLD_S
         self._audit = None
         self._checkpoint_offsets: dict[TopicPartition, int] = {}
-        self.metrics = DaemonMetrics(settings.model.max_classes, settings.metrics.window)
+        from lifelong.stream.codecs import REASONS
+
+        self.metrics = DaemonMetrics(settings.model.max_classes, settings.metrics.window, dead_letter_reasons=REASONS,
+                                     detectors=tuple(spec.label for spec in settings.drift.detectors))
         self.health = Health(settings.metrics.liveness_timeout_s)
         self.server: MetricsServer | None = None
         self.notifier = ServiceNotifier()
@@ -147,14 +150,55 @@ class Daemon:
             self.metrics.events.labels("trained").inc(int(counters.get("trained", 0)))
 
     def _connect(self) -> None:
-        """Create the Kafka clients, retrying with backoff while the broker is unreachable (never exit)."""
-        from lifelong.stream.consumer import StreamConsumer
+        """Create the Kafka clients, retrying with backoff while the broker is unreachable (never exit).
+
+        ``kafka.client`` picks kafka-python or confluent-kafka. With ``daemon.prefetch`` > 0 the consumer runs on
+        fetch threads that also decode (lifelong.stream.prefetch), and the learner is tuned for that split: on
+        the CPU torch keeps the cores the fetch threads leave (two busy OpenMP threads sharing two cores with a
+        fetch thread ran the learner several times slower than one), plus the optional bf16 autocast and
+        torch.compile of ``daemon.autocast`` / ``daemon.compile``.
+        """
+        import os
+
+        import torch
+
+        from lifelong.stream.codecs import decode_records
         from lifelong.stream.dead_letter import DeadLetterWriter
+        from lifelong.stream.prefetch import open_stream
+
+        d, c, m = self.settings.daemon, self.settings.codec, self.settings.model
+        learner = self.learner
+        if learner is not None and not getattr(learner, "_lifelong_tuned", False):
+            learner._lifelong_tuned = True
+            threads = d.torch_threads
+            if threads is None and d.prefetch and learner.device.type == "cpu":
+                threads = max(1, (os.cpu_count() or 1) - d.fetch_workers)
+            if threads:
+                torch.set_num_threads(threads)
+            if d.compile:
+                learner.model.features.compile()
+                learner.model.head.compile()
+            if d.autocast == "bf16":
+                process, device_type = learner.process, learner.device.type
+
+                def autocast_process(x: Any, y: Any) -> Any:
+                    with torch.autocast(device_type, dtype=torch.bfloat16):
+                        return process(x, y)
+
+                learner.process = autocast_process
+            log.info("learner: %d torch threads, autocast %s, compile %s", torch.get_num_threads(), d.autocast,
+                     d.compile)
+        codec = self._codec()
+
+        def decode(records: list[RawRecord]) -> DecodedBatch:
+            return decode_records(records, codec, num_features=c.num_features, feature_shape=None,
+                                  max_classes=m.max_classes)
 
         delay = 0.5
         while not self._stop.is_set():
             try:
-                self.consumer = StreamConsumer(self.settings.kafka)
+                self.consumer = open_stream(self.settings.kafka, prefetch=d.prefetch, workers=d.fetch_workers,
+                                            decode=decode)
                 self.dead_letters = DeadLetterWriter(self.settings.kafka)
                 return
             except Exception as exc:  # noqa: BLE001 - any client error at start is retried
@@ -213,8 +257,19 @@ class Daemon:
         return self.stats
 
     def _poll(self) -> list[RawRecord]:
+        """One fetch: raw records, or (prefetching) a ``Prefetched`` already decoded. When a rebalance is queued
+        ahead of the next batch, it is handled here first, so events and batches keep their order."""
+        timeout_ms = self.settings.kafka.poll_timeout_ms
         try:
-            return self.consumer.poll(self.settings.kafka.poll_timeout_ms)
+            deadline = time.monotonic() + timeout_ms / 1000
+            records = self.consumer.poll(timeout_ms)
+            while not records and getattr(records, "events", False) and not self._stop.is_set():
+                self._handle_rebalance()
+                left_ms = int((deadline - time.monotonic()) * 1000)
+                if left_ms <= 0:
+                    break
+                records = self.consumer.poll(left_ms)
+            return records
         except Exception as exc:  # noqa: BLE001 - the broker going away must not kill the daemon
             self._broker_error("poll", exc)
             log.warning("poll failed (%s); retrying", exc)
@@ -288,14 +343,20 @@ class Daemon:
         return kept
 
     def _handle_records(self, records: list[RawRecord]) -> None:
+        """Guard, decode (unless the fetch thread did), dead-letter the bad, learn full micro-batches."""
         from lifelong.stream.codecs import decode_records
+        from lifelong.stream.prefetch import Prefetched, filter_batch
 
-        records = self._guard(records)
-        if not records:
+        raw = records.records if isinstance(records, Prefetched) else records
+        kept = self._guard(raw)
+        if not kept:
             return
-        c, m = self.settings.codec, self.settings.model
-        batch = decode_records(records, self._codec(), num_features=c.num_features,
-                               feature_shape=None, max_classes=m.max_classes)
+        if isinstance(records, Prefetched) and records.batch is not None:
+            batch = records.batch if len(kept) == len(raw) else filter_batch(records.batch, kept)
+        else:
+            c, m = self.settings.codec, self.settings.model
+            batch = decode_records(kept, self._codec(), num_features=c.num_features,
+                                   feature_shape=None, max_classes=m.max_classes)
         if batch.bad:
             self.dead_letters.write(batch.bad)
             reasons = [bad.reason for bad in batch.bad]

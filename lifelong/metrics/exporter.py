@@ -25,7 +25,8 @@ TRAIN_STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 class DaemonMetrics:
     """Every metric the daemon exports, plus the sliding windows behind the ratio gauges."""
 
-    def __init__(self, max_classes: int, window: int = 1000, registry: CollectorRegistry | None = None):
+    def __init__(self, max_classes: int, window: int = 1000, registry: CollectorRegistry | None = None,
+                 dead_letter_reasons: tuple[str, ...] = (), detectors: tuple[str, ...] = ()):
         self.registry = registry or CollectorRegistry()
         self.max_classes = max_classes
         r = self.registry
@@ -73,6 +74,10 @@ class DaemonMetrics:
             self.events.labels(outcome)
         for reason in ("non_finite", "oom"):
             self.skipped_steps.labels(reason)
+        for reason in dead_letter_reasons:
+            self.dead_letters.labels(reason)
+        for detector in detectors:
+            self.drift.labels(detector)
         self._class_windows = PerClassWindows(max_classes, window)
         self._acc_window = RingWindow(window)
         self._loss_window = RingWindow(window)

@@ -111,3 +111,13 @@ def test_out_of_memory_halves_batch_and_retries(monkeypatch):
     assert result.skipped_steps == 0
     assert np.isfinite(result.train_loss)
     assert learner.train_steps == 64 // 8
+
+
+def test_loss_of_a_never_seen_class_is_left_out():
+    learner = make_learner()
+    learner.process(*blobs([0, 1]))
+    x, y = blobs([0, 1, 2], seed=3)
+    result = learner.process(x, y)
+    assert np.isnan(result.losses[y == 2]).all()
+    assert np.isfinite(result.losses[y != 2]).all()
+    assert result.losses[y != 2].max() < 100

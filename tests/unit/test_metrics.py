@@ -86,3 +86,9 @@ def test_http_endpoints():
         assert fetch(server.url + "/nope")[0] == 404
     finally:
         server.stop()
+
+
+def test_reason_and_detector_series_exist_from_the_start():
+    metrics = DaemonMetrics(2, dead_letter_reasons=("invalid_json", "non_finite"), detectors=("ADWIN/error",))
+    assert metrics.value("lifelong_dead_letter_total", {"reason": "non_finite"}) == 0
+    assert metrics.value("lifelong_drift_detected_total", {"detector": "ADWIN/error"}) == 0
