@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -176,7 +176,10 @@ def parameter_table() -> str:
         if not fields:
             lines.append(f"| `{name}` | — | | | no parameters |")
         for field_name, field in fields.items():
-            kind = getattr(field.annotation, "__name__", str(field.annotation))
+            if get_origin(field.annotation) is Literal:
+                kind = " or ".join(f"`{choice}`" for choice in get_args(field.annotation))
+            else:
+                kind = getattr(field.annotation, "__name__", str(field.annotation))
             bounds = [f"{op} {getattr(m, attr)}" for m in field.metadata for attr, op in _BOUNDS.items()
                       if getattr(m, attr, None) is not None]
             kind += f" ({', '.join(bounds)})" if bounds else ""
