@@ -284,7 +284,20 @@ class DaemonConfig(Section):
         "optim.batch_size makes training independent of how fetches split the stream); none: each poll as it comes.")
     audit_log: Path | None = Field(default=None, description="Append one JSON line per learned micro-batch "
                                    "(first event, size, end offset per partition): what the model learned from.")
-    prefetch: NonNegativeInt = Field(default=2, description="Decoded batches buffered ahead of the learner.")
+    prefetch: NonNegativeInt = Field(default=2, description="Decoded batches buffered ahead of the learner "
+                                     "by a fetch thread that owns the Kafka client; 0: fetch and decode in the loop.")
+    fetch_workers: PositiveInt = Field(
+        default=1, description="Fetch threads (with prefetch > 0), each owning a disjoint set of partitions: "
+        "group members, or a hash of the partition with kafka.assign (kafka-python). More than one only pays "
+        "when a single client is the bottleneck and cores are free.")
+    torch_threads: NonNegativeInt | None = Field(
+        default=None, description="Intra-op CPU threads of torch; none: with prefetch on the CPU, the cores "
+        "the fetch threads leave (at least 1), else torch's default; 0: torch's default.")
+    autocast: Literal["off", "bf16"] = Field(
+        default="off", description="Run predict and train steps under bf16 autocast (CUDA, or CPUs with "
+        "bf16 kernels); weights and optimizer stay float32.")
+    compile: bool = Field(default=False, description="torch.compile the model's features and head in place "
+                          "(first batches are slow while it compiles; checkpoints are unchanged).")
 
 
 class Settings(BaseSettings):
