@@ -124,6 +124,9 @@ def _register_optional() -> None:
 
     app.command("broker")(broker)
     app.command("feed")(feed)
+    from lifelong.bench.cli import bench
+
+    app.command("bench")(bench)
     try:
         from lifelong.report import report, scrape
     except ImportError:  # pragma: no cover - report module not present in a partial checkout

@@ -1,0 +1,79 @@
+"""Typer command ``lifelong bench`` (registered by :mod:`lifelong.cli`); ``benchmarks/throughput.py`` calls it too."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+__all__ = ["bench"]
+
+console = Console(stderr=True)
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def bench(
+    records: Annotated[int, typer.Option(help="f32 MNIST records fed into the embedded broker.")] = 100_000,
+    clients: Annotated[str, typer.Option(help="Comma list: kafka-python, confluent.")] = "kafka-python,confluent",
+    models: Annotated[str, typer.Option(help="Comma list: mlp, cnn.")] = "mlp,cnn",
+    replays: Annotated[str, typer.Option(help="Comma list: reservoir (memory 500), none.")] = "reservoir,none",
+    repeats: Annotated[int, typer.Option(help="Repeats of each measurement; medians are recorded.")] = 3,
+    cnn_records: Annotated[int, typer.Option(help="Events the daemon learns with the CNN (slower).")] = 20_000,
+    river_records: Annotated[int, typer.Option(help="Prefix learned by river (and deep-river).")] = 3_000,
+    batch_size: Annotated[int, typer.Option(help="optim.batch_size of the daemon.")] = 32,
+    replay_batch_size: Annotated[int, typer.Option(help="replay.batch_size: replayed rows per step.")] = 32,
+    micro_batch: Annotated[int, typer.Option(help="daemon.micro_batch (0: each fetch as it comes).")] = 256,
+    lr: Annotated[float, typer.Option(help="SGD learning rate.")] = 0.05,
+    prefetch: Annotated[int, typer.Option(help="daemon.prefetch (0: fetch and decode in the loop).")] = 2,
+    fetch_workers: Annotated[int, typer.Option(help="daemon.fetch_workers (needs partitions > 1).")] = 1,
+    partitions: Annotated[int, typer.Option(help="Partitions of the benchmark topic.")] = 1,
+    torch_threads: Annotated[int | None, typer.Option(help="daemon.torch_threads (default: auto).")] = None,
+    autocast: Annotated[str, typer.Option(help="daemon.autocast: off or bf16.")] = "off",
+    device: Annotated[str, typer.Option(help="daemon.device: cpu, cuda or auto.")] = "cpu",
+    with_deep_river: Annotated[bool, typer.Option(
+        "--with-deep-river", help=f"Also measure deep-river ({'deep-river==0.3.4'}) from a venv of its own "
+        "under the cache dir (created and installed on first use).")] = False,
+    decay_run: Annotated[bool, typer.Option(
+        "--decay-run", help="Also run the rate-decay check: one long run, first vs last 10% of events.")] = False,
+    decay_records: Annotated[int, typer.Option(help="Events of the decay run.")] = 500_000,
+    decay_features: Annotated[int, typer.Option(
+        help="Features per record in the decay run: 784, or 196/49 (pooled) to keep the broker's memory small.",
+    )] = 784,
+    cache_dir: Annotated[Path | None, typer.Option(help="Cache dir (deep-river venv); default ~/.cache/lifelong."
+                                                   )] = None,
+    no_record: Annotated[bool, typer.Option("--no-record", help="Print only; do not append to results.")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write every figure to this JSON file.")] = None,
+) -> None:
+    """Throughput: raw consume+decode vs the daemon end to end vs river, on the same records, in one run.
+
+    Feeds RECORDS f32 MNIST records into an embedded broker, then measures for each client, model and replay
+    setting (a) the client's own consume+decode rate, (b) the real daemon in-process (predict, score, train
+    with replay, drift, metrics, checkpoints), (c) river's online learners on a prefix (and deep-river with
+    --with-deep-river). Prints and records b/a, b/c and the prequential accuracies (benchmarks/RESULTS.md).
+
+    Example: lifelong bench --records 100000 --clients kafka-python --models mlp --replays reservoir
+    """
+    from lifelong.bench.throughput import Options, run_throughput
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("kafka", "lifelong.drift"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    opts = Options(
+        records=records, clients=_split(clients), models=_split(models), replays=_split(replays), repeats=repeats,
+        cnn_records=cnn_records, river_records=river_records, batch_size=batch_size,
+        replay_batch_size=replay_batch_size, micro_batch=micro_batch or None, lr=lr, prefetch=prefetch,
+        fetch_workers=fetch_workers, partitions=partitions, torch_threads=torch_threads, autocast=autocast,
+        device=device, with_deep_river=with_deep_river, decay_run=decay_run, decay_records=decay_records,
+        decay_features=decay_features, cache_dir=cache_dir, record_results=not no_record,
+    )
+    result = run_throughput(opts, emit=print)
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=2, default=str))
+    console.print(f"[green]done[/green]: {len(result['configs'])} settings measured on {result['device']}")

@@ -1,0 +1,440 @@
+"""Throughput: how close the daemon's end-to-end rate comes to its Kafka client's own, and how it compares
+with the online learners a user would pick instead (river, deep-river), on the same records in one run.
+
+``run_throughput`` feeds N f32 MNIST records into an embedded broker, then for each client, model and replay
+setting measures, ``repeats`` times and interleaved so each ratio compares neighbours in time:
+
+(a) ``raw``: the same client consuming and decoding the topic (nothing else);
+(b) ``end_to_end``: the real :class:`lifelong.daemon.service.Daemon` in-process (consume, decode, predict,
+    score, train with replay, drift, metrics, checkpoints), its rate read from its own batches;
+(c) river's SoftmaxRegression and one-vs-rest LogisticRegression, prequential, on a prefix of the records
+    (sparse dicts: zero pixels left out, river's fastest input); deep-river from a venv of its own when asked.
+
+Rates leave out the first batch (connection, first fetch, model build): (events - first batch) / (last batch
+time - first batch time), the same rule for (a) and (b). Figures go to ``benchmarks/results.jsonl`` through
+:func:`lifelong.bench.results.record`; medians over repeats are what is recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lifelong.bench.results import record
+
+log = logging.getLogger(__name__)
+
+BENCH = "throughput"
+DEEP_RIVER = "deep-river==0.3.4"
+
+
+@dataclass
+class Options:
+    """What one ``lifelong bench`` run measures."""
+
+    records: int = 100_000
+    features: int = 784
+    partitions: int = 1
+    clients: Sequence[str] = ("kafka-python", "confluent")
+    models: Sequence[str] = ("mlp", "cnn")
+    replays: Sequence[str] = ("reservoir", "none")
+    repeats: int = 3
+    cnn_records: int = 20_000
+    river_records: int = 3_000
+    batch_size: int = 32
+    replay_batch_size: int = 32
+    lr: float = 0.05
+    micro_batch: int | None = 256
+    prefetch: int = 2
+    fetch_workers: int = 1
+    torch_threads: int | None = None
+    autocast: str = "off"
+    device: str = "cpu"
+    with_deep_river: bool = False
+    decay_run: bool = False
+    decay_records: int = 500_000
+    decay_features: int = 784
+    cache_dir: Path | None = None
+    record_results: bool = True
+    progress: bool = True
+
+
+@dataclass
+class Rate:
+    """Events over time for one measurement, with optional prequential accuracy."""
+
+    events: int
+    seconds: float
+    accuracy: float | None = None
+    prefix_accuracy: float | None = None
+    prefix_events: int | None = None
+    marks: list[tuple[float, int]] = field(default_factory=list, repr=False)
+
+    @property
+    def per_s(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    def window_rate(self, lo: float, hi: float) -> float:
+        """Rate between the fractions ``lo`` and ``hi`` of the events (the decay check's first/last 10%)."""
+        total = self.marks[-1][1]
+        times = np.array([t for t, _ in self.marks])
+        counts = np.array([n for _, n in self.marks])
+        t0 = float(np.interp(lo * total, counts, times))
+        t1 = float(np.interp(hi * total, counts, times))
+        return (hi - lo) * total / (t1 - t0) if t1 > t0 else 0.0
+
+
+class _Marks:
+    """(time, cumulative events) after each batch; the rate leaves out the first batch."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[float, int]] = []
+        self.total = 0
+
+    def add(self, n: int) -> None:
+        self.total += n
+        self.marks.append((time.perf_counter(), self.total))
+
+    def rate(self) -> Rate:
+        if len(self.marks) < 2:
+            return Rate(self.total, 0.0, marks=self.marks)
+        (t0, n0), (t1, n1) = self.marks[0], self.marks[-1]
+        return Rate(n1 - n0, t1 - t0, marks=self.marks)
+
+
+# ---- data ------------------------------------------------------------------------------------------------------
+def mnist_arrays(n: int, features: int = 784) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` MNIST rows (train then test, repeated past 70,000) as float32 in [0, 1]; ``features`` 784, or 196 /
+    49 (2x2 / 4x4 average-pooled) for long runs that must keep the broker's memory small."""
+    from lifelong.datasets import load_dataset
+
+    data = load_dataset("mnist")
+    x = np.concatenate([data.x_train, data.x_test]).reshape(-1, 28, 28).astype(np.float32)
+    y = np.concatenate([data.y_train, data.y_test]).astype(np.int64)
+    if x.max() > 1.0:
+        x /= 255.0
+    if features != 784:
+        side = {196: 2, 49: 4}.get(features)
+        if side is None:
+            raise ValueError("features must be 784, 196 or 49")
+        x = x.reshape(-1, 28 // side, side, 28 // side, side).mean(axis=(2, 4))
+    reps = -(-n // len(y))
+    return np.tile(x.reshape(len(x), -1), (reps, 1))[:n], np.tile(y, reps)[:n]
+
+
+# ---- (a) the client alone ----------------------------------------------------------------------------------------
+def raw_rate(kafka: Any, n: int, features: int, max_classes: int = 10, prefetch: int = 0,
+             workers: int = 1, on_progress: Callable[[int], None] | None = None) -> Rate:
+    """Consume and decode ``n`` records with ``kafka.client`` (fresh group, from the start of the topic)."""
+    from lifelong.stream.codecs import decode_records, get_codec
+    from lifelong.stream.prefetch import Prefetched, open_stream
+
+    codec = get_codec("f32")
+
+    def decode(records: list) -> Any:
+        return decode_records(records, codec, num_features=features, max_classes=max_classes)
+
+    marks = _Marks()
+    consumer = open_stream(kafka, prefetch=prefetch, workers=workers, decode=decode)
+    try:
+        deadline = time.monotonic() + 300
+        while marks.total < n and time.monotonic() < deadline:
+            fetched = consumer.poll(1000)
+            if not fetched:
+                continue
+            batch = fetched.batch if isinstance(fetched, Prefetched) else decode(fetched)
+            marks.add(batch.total)
+            if on_progress:
+                on_progress(marks.total)
+    finally:
+        consumer.close()
+    return marks.rate()
+
+
+# ---- (b) the daemon end to end -----------------------------------------------------------------------------------
+def daemon_settings(bootstrap: str, topic: str, *, client: str, model: str, replay: str, features: int,
+                    n: int, opts: Options, checkpoint_dir: Path) -> Any:
+    from lifelong.config import Settings
+
+    shape = [1, 28, 28] if model == "cnn" else [features]
+    return Settings(
+        kafka={"bootstrap_servers": [bootstrap], "topics": [topic], "group_id": f"bench-{uuid.uuid4().hex[:8]}",
+               "assign": True, "client": client, "poll_timeout_ms": 1000},
+        codec={"name": "f32", "num_features": features},
+        model={"name": model, "input_shape": shape, "hidden": [256, 256], "max_classes": 10},
+        optim={"name": "sgd", "lr": opts.lr, "batch_size": opts.batch_size},
+        replay={"kind": replay, "capacity": 500, "batch_size": opts.replay_batch_size},
+        drift={"detectors": [{"detector": "ADWIN", "signal": "error"}], "reactions": [{"name": "alert"}]},
+        metrics={"port": 0},
+        checkpoint={"dir": str(checkpoint_dir)},
+        daemon={"device": opts.device, "max_events": n, "micro_batch": opts.micro_batch, "idle_exit_s": 60,
+                "prefetch": opts.prefetch,
+                "fetch_workers": opts.fetch_workers, "torch_threads": opts.torch_threads,
+                "autocast": opts.autocast, "summary_interval_s": 3600, "log_level": "WARNING"},
+    )
+
+
+def daemon_rate(settings: Any, prefix: int = 0, on_progress: Callable[[int], None] | None = None) -> Rate:
+    """Run the real Daemon in-process until ``daemon.max_events``; rate from its batches, prequential
+    accuracy over the run and over the first ``prefix`` events (to the batch that crosses it)."""
+    from lifelong.daemon.service import Daemon
+
+    marks = _Marks()
+    classes = [str(c) for c in range(settings.model.max_classes)]
+    prefix_seen: list[tuple[int, float]] = []
+
+    def counts(daemon: Daemon) -> tuple[float, float]:
+        m = daemon.metrics
+        total = sum(m.value("lifelong_predictions_total", {"class": c}) for c in classes)
+        right = sum(m.value("lifelong_predictions_correct_total", {"class": c}) for c in classes)
+        return total, right
+
+    def on_batch(daemon: Daemon, batch: Any) -> None:
+        marks.add(len(batch))
+        if prefix and not prefix_seen and marks.total >= prefix:
+            total, right = counts(daemon)
+            prefix_seen.append((int(total), right / max(total, 1)))
+        if on_progress:
+            on_progress(marks.total)
+
+    daemon = Daemon(settings, install_signal_handlers=False, on_batch=on_batch)
+    daemon.run()
+    total, right = counts(daemon)
+    rate = marks.rate()
+    rate.accuracy = right / max(total, 1)
+    if prefix_seen:
+        rate.prefix_events, rate.prefix_accuracy = prefix_seen[0]
+    return rate
+
+
+# ---- (c) river and deep-river ------------------------------------------------------------------------------------
+def river_models() -> dict[str, Callable[[], Any]]:
+    from river import linear_model, multiclass
+
+    return {
+        "river.SoftmaxRegression": linear_model.SoftmaxRegression,
+        "river.OneVsRest(LogisticRegression)": lambda: multiclass.OneVsRestClassifier(
+            linear_model.LogisticRegression()),
+    }
+
+
+def river_rate(make: Callable[[], Any], x: np.ndarray, y: np.ndarray,
+               on_progress: Callable[[int], None] | None = None) -> Rate:
+    """Prequential predict_one then learn_one over sparse dicts (zero features left out)."""
+    model = make()
+    rows = [{int(i): float(v) for i, v in zip(np.flatnonzero(r), r[r != 0], strict=True)} for r in x]
+    right = 0
+    start = time.perf_counter()
+    for i, (features, label) in enumerate(zip(rows, y.tolist(), strict=True)):
+        right += model.predict_one(features) == label
+        model.learn_one(features, label)
+        if on_progress and i % 100 == 99:
+            on_progress(i + 1)
+    seconds = time.perf_counter() - start
+    return Rate(len(y), seconds, accuracy=right / max(len(y), 1))
+
+
+_DEEP_RIVER_SCRIPT = """
+import json, sys, time
+import numpy as np, torch
+from torch import nn
+from deep_river.classification import Classifier
+data = np.load(sys.argv[1]); x, y = data["x"], data["y"]
+class MLP(nn.Module):
+    def __init__(self, n_features):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_features, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                                 nn.Linear(256, 10))
+    def forward(self, x):
+        return self.net(x)
+torch.set_num_threads(1)
+model = Classifier(module=MLP, loss_fn="cross_entropy", optimizer_fn="sgd", lr=0.05, is_class_incremental=True)
+right = 0; start = time.perf_counter()
+for row, label in zip(x, y.tolist()):
+    features = {i: float(v) for i, v in enumerate(row)}
+    right += model.predict_one(features) == label
+    model.learn_one(features, label)
+print(json.dumps({"events": len(y), "seconds": time.perf_counter() - start, "accuracy": right / len(y),
+                  "torch": torch.__version__}))
+"""
+
+
+def deep_river_rate(x: np.ndarray, y: np.ndarray, cache_dir: Path) -> Rate | str:
+    """deep-river's per-sample Classifier (an MLP like ours) in a venv of its own (it pins river < 0.26 and an
+    older torch); returns the error text when it cannot be installed or run."""
+    venv = cache_dir / "deep-river-venv"
+    python = venv / "bin" / "python"
+    try:
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, text=True)
+        probe = subprocess.run([str(python), "-c", "import deep_river"], capture_output=True, text=True)
+        if probe.returncode != 0:
+            subprocess.run([str(python), "-m", "pip", "install", "-q", DEEP_RIVER], check=True, capture_output=True,
+                           text=True, timeout=1800)
+        with tempfile.TemporaryDirectory() as tmp:
+            data, script = Path(tmp) / "data.npz", Path(tmp) / "run.py"
+            np.savez(data, x=x, y=y)
+            script.write_text(_DEEP_RIVER_SCRIPT)
+            done = subprocess.run([str(python), str(script), str(data)], check=True, capture_output=True,
+                                  text=True, timeout=3600)
+    except subprocess.CalledProcessError as exc:
+        return f"{' '.join(map(str, exc.cmd[:4]))} failed: {(exc.stderr or exc.stdout or '').strip()[-600:]}"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    return Rate(out["events"], out["seconds"], accuracy=out["accuracy"])
+
+
+# ---- the run -----------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _bar(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+    """``task(description, total)`` returns an ``update(completed)`` callable (rich progress on stderr)."""
+    if not enabled:
+        yield lambda _d, _t: (lambda _n: None)
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=Console(stderr=True), transient=True)
+
+    def task(description: str, total: int) -> Callable[[int], None]:
+        tid = progress.add_task(description, total=total)
+        return lambda n: progress.update(tid, completed=n)
+
+    with progress:
+        yield task
+
+
+def _median(values: list[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def _feed(bootstrap: str, topic: str, x: np.ndarray, y: np.ndarray, partitions: int, progress: bool) -> None:
+    from lifelong.stream.feed import feed_arrays
+
+    feed_arrays(x, y, topic=topic, bootstrap_servers=bootstrap, codec="f32", keys="none", partitions=partitions,
+                progress=progress)
+
+
+def run_throughput(opts: Options, emit: Callable[[str], None] = print) -> dict[str, Any]:
+    """Feed, measure, print and record every figure; returns them as a dict (for tests and scripts)."""
+    from lifelong.config import KafkaConfig
+    from lifelong.learner import resolve_device
+    from lifelong.stream.broker import EmbeddedBroker
+
+    device = str(resolve_device(opts.device))
+    cache = opts.cache_dir or Path.home() / ".cache" / "lifelong"
+    out: dict[str, Any] = {"device": device, "configs": []}
+    base = {"records": opts.records, "device": device, "codec": "f32", "dataset": "mnist"}
+
+    def put(metric: str, value: float, unit: str, **settings: Any) -> None:
+        emit(f"  {metric:<28} {value:>12,.3f} {unit:<9} {json.dumps(settings)}")
+        if opts.record_results and np.isfinite(value):
+            record(BENCH, metric, float(value), unit, **{**base, **settings})
+
+    x, y = mnist_arrays(opts.records, opts.features)
+    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp, _bar(opts.progress) as task:
+        topic = f"bench-{uuid.uuid4().hex[:8]}"
+        emit(f"feeding {opts.records:,} f32 MNIST records ({x.shape[1]} features) into {topic}")
+        _feed(broker.bootstrap, topic, x, y, opts.partitions, opts.progress)
+
+        # (c) river first: it only needs the arrays, and its rate is the baseline of every ratio
+        baselines: dict[str, Rate] = {}
+        n_river = min(opts.river_records, opts.records)
+        for name, make in river_models().items():
+            baselines[name] = river_rate(make, x[:n_river], y[:n_river], task(name, n_river))
+        if opts.with_deep_river:
+            result = deep_river_rate(x[:n_river], y[:n_river], cache)
+            if isinstance(result, str):
+                emit(f"deep-river: not measured: {result}")
+                out["deep_river_error"] = result
+            else:
+                baselines["deep-river.Classifier(MLP)"] = result
+        for name, rate in baselines.items():
+            put("baseline_events_per_s", rate.per_s, "events/s", learner=name, prefix=n_river)
+            put("baseline_prequential_accuracy", rate.accuracy or 0.0, "ratio", learner=name, prefix=n_river)
+        fastest = max(baselines.items(), key=lambda kv: kv[1].per_s)
+
+        for client in opts.clients:
+            kafka = KafkaConfig(bootstrap_servers=[broker.bootstrap], topics=[topic], assign=True, client=client,
+                                group_id="raw")
+            for model in opts.models:
+                n = min(opts.records, opts.cnn_records) if model == "cnn" else opts.records
+                for replay in opts.replays:
+                    tags = {"client": client, "model": model, "replay": replay if replay == "none" else
+                            f"{replay}-500", "batch_size": opts.batch_size, "micro_batch": opts.micro_batch,
+                            "prefetch": opts.prefetch, "autocast": opts.autocast,
+                            "fetch_workers": opts.fetch_workers}
+                    raws, ends, ratios, accs, prefix_accs = [], [], [], [], []
+                    for rep in range(opts.repeats):
+                        raw = raw_rate(kafka.model_copy(update={"group_id": f"raw-{uuid.uuid4().hex[:8]}"}),
+                                       opts.records, x.shape[1],
+                                       on_progress=task(f"raw {client} #{rep + 1}", opts.records))
+                        settings = daemon_settings(broker.bootstrap, topic, client=client, model=model,
+                                                   replay=replay, features=x.shape[1], n=n, opts=opts,
+                                                   checkpoint_dir=Path(tmp) / f"{client}-{model}-{replay}-{rep}")
+                        end = daemon_rate(settings, prefix=n_river,
+                                          on_progress=task(f"daemon {client} {model} {replay} #{rep + 1}", n))
+                        raws.append(raw.per_s)
+                        ends.append(end.per_s)
+                        ratios.append(end.per_s / raw.per_s if raw.per_s else float("nan"))
+                        accs.append(end.accuracy or 0.0)
+                        prefix_accs.append(end.prefix_accuracy if end.prefix_accuracy is not None else float("nan"))
+                    emit(f"{client} {model} replay={replay}: raw {raws} end-to-end {ends}")
+                    result = {**tags, "raw": _median(raws), "end_to_end": _median(ends),
+                              "ratio": _median(ratios), "accuracy": _median(accs),
+                              "prefix_accuracy": _median(prefix_accs)}
+                    out["configs"].append(result)
+                    put("raw_events_per_s", result["raw"], "events/s", **tags)
+                    put("end_to_end_events_per_s", result["end_to_end"], "events/s", **tags)
+                    put("end_to_end_over_raw", result["ratio"], "ratio", **tags)
+                    put("prequential_accuracy", result["accuracy"], "ratio", events=n, **tags)
+                    put("prequential_accuracy_prefix", result["prefix_accuracy"], "ratio", prefix=n_river, **tags)
+                    put("end_to_end_over_river", result["end_to_end"] / fastest[1].per_s, "ratio",
+                        baseline=fastest[0], baseline_accuracy=round(fastest[1].accuracy or 0.0, 4), **tags)
+                    if (client, model, replay) == ("kafka-python", "mlp", "reservoir") and device == "cpu":
+                        put("cpu_end_to_end_over_raw", result["ratio"], "ratio", **tags)
+                    if device.startswith("cuda") and client == "confluent" and model == "mlp":
+                        put("h100_end_to_end_over_raw", result["ratio"], "ratio", **tags)
+                        put("h100_end_to_end_events_per_s", result["end_to_end"], "events/s", **tags)
+        out["baselines"] = {k: {"events_per_s": v.per_s, "accuracy": v.accuracy} for k, v in baselines.items()}
+        out["fastest_baseline"] = fastest[0]
+    if opts.decay_run:
+        out["decay"] = run_decay(opts, put, task_factory=opts.progress)
+    return out
+
+
+def run_decay(opts: Options, put: Callable[..., None], task_factory: bool = True) -> dict[str, float]:
+    """A long run (default 500,000 events): the rate over its first and last 10% of events, and their ratio."""
+    from lifelong.stream.broker import EmbeddedBroker
+
+    x, y = mnist_arrays(opts.decay_records, opts.decay_features)
+    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp, _bar(task_factory) as task:
+        topic = f"decay-{uuid.uuid4().hex[:8]}"
+        _feed(broker.bootstrap, topic, x, y, opts.partitions, opts.progress)
+        del x
+        settings = daemon_settings(broker.bootstrap, topic, client=opts.clients[0], model="mlp", replay="reservoir",
+                                   features=opts.decay_features, n=opts.decay_records, opts=opts,
+                                   checkpoint_dir=Path(tmp) / "decay")
+        rate = daemon_rate(settings, on_progress=task("decay run", opts.decay_records))
+    first, last = rate.window_rate(0.0, 0.1), rate.window_rate(0.9, 1.0)
+    tags = {"client": opts.clients[0], "model": "mlp", "replay": "reservoir-500", "records": opts.decay_records,
+            "features": opts.decay_features, "batch_size": opts.batch_size, "prefetch": opts.prefetch}
+    put("rate_first_10pct_events_per_s", first, "events/s", **tags)
+    put("rate_last_10pct_events_per_s", last, "events/s", **tags)
+    put("rate_first_last_ratio", last / first if first else float("nan"), "ratio", **tags)
+    return {"first": first, "last": last, "ratio": last / first if first else float("nan")}
