@@ -26,11 +26,13 @@ def bench(
     replays: Annotated[str, typer.Option(help="Comma list: reservoir (memory 500), none.")] = "reservoir,none",
     repeats: Annotated[int, typer.Option(help="Repeats of each measurement; medians are recorded.")] = 3,
     cnn_records: Annotated[int, typer.Option(help="Events the daemon learns with the CNN (slower).")] = 20_000,
-    river_records: Annotated[int, typer.Option(help="Prefix learned by river (and deep-river).")] = 3_000,
+    river_records: Annotated[int, typer.Option(help="Prefix learned by river (and deep-river).")] = 10_000,
     batch_size: Annotated[int, typer.Option(help="optim.batch_size of the daemon.")] = 32,
     replay_batch_size: Annotated[int, typer.Option(help="replay.batch_size: replayed rows per step.")] = 32,
-    micro_batch: Annotated[int, typer.Option(help="daemon.micro_batch (0: each fetch as it comes).")] = 256,
-    lr: Annotated[float, typer.Option(help="SGD learning rate.")] = 0.05,
+    micro_batch: Annotated[int, typer.Option(help="daemon.micro_batch (0: each fetch as it comes).")] = 64,
+    optimizer: Annotated[str, typer.Option(help="optim.name: sgd, adam or adamw.")] = "adam",
+    lr: Annotated[float, typer.Option(help="optim.lr.")] = 0.002,
+    momentum: Annotated[float, typer.Option(help="optim.momentum (sgd).")] = 0.0,
     prefetch: Annotated[int, typer.Option(help="daemon.prefetch (0: fetch and decode in the loop).")] = 2,
     fetch_workers: Annotated[int, typer.Option(help="daemon.fetch_workers (needs partitions > 1).")] = 1,
     partitions: Annotated[int, typer.Option(help="Partitions of the benchmark topic.")] = 1,
@@ -38,7 +40,7 @@ def bench(
     autocast: Annotated[str, typer.Option(help="daemon.autocast: off or bf16.")] = "off",
     device: Annotated[str, typer.Option(help="daemon.device: cpu, cuda or auto.")] = "cpu",
     with_deep_river: Annotated[bool, typer.Option(
-        "--with-deep-river", help=f"Also measure deep-river ({'deep-river==0.3.4'}) from a venv of its own "
+        "--with-deep-river", help="Also measure deep-river (deep-river==0.3.4) from a venv of its own "
         "under the cache dir (created and installed on first use).")] = False,
     decay_run: Annotated[bool, typer.Option(
         "--decay-run", help="Also run the rate-decay check: one long run, first vs last 10% of events.")] = False,
@@ -68,7 +70,8 @@ def bench(
     opts = Options(
         records=records, clients=_split(clients), models=_split(models), replays=_split(replays), repeats=repeats,
         cnn_records=cnn_records, river_records=river_records, batch_size=batch_size,
-        replay_batch_size=replay_batch_size, micro_batch=micro_batch or None, lr=lr, prefetch=prefetch,
+        replay_batch_size=replay_batch_size, micro_batch=micro_batch or None, optimizer=optimizer, lr=lr,
+        momentum=momentum, prefetch=prefetch,
         fetch_workers=fetch_workers, partitions=partitions, torch_threads=torch_threads, autocast=autocast,
         device=device, with_deep_river=with_deep_river, decay_run=decay_run, decay_records=decay_records,
         decay_features=decay_features, cache_dir=cache_dir, record_results=not no_record,
