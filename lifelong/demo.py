@@ -34,30 +34,40 @@ def _port_free(port: int) -> bool:
 
 
 def plot_accuracy(history: dict[str, list], boundaries: list[int], classes: list[int], path: Path) -> Path:
-    """Per-class windowed prequential accuracy against events, task boundaries as dashed lines."""
+    """Two panels over events learned, task boundaries dashed: per-class prequential accuracy (what the daemon
+    exports) and per-class accuracy on held-out test data (which shows forgetting: old classes get no new events,
+    so their prequential window freezes, while their test accuracy keeps moving)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     events = np.asarray(history["events"])
-    acc = np.asarray(history["class_accuracy"], dtype=float)
-    fig, ax = plt.subplots(figsize=(11, 5.5), dpi=110)
+    fig, axes = plt.subplots(2, 1, figsize=(11, 8), dpi=110, sharex=True)
     cmap = plt.get_cmap("tab10")
-    for cls in classes:
-        ax.plot(events, acc[:, cls], color=cmap(cls % 10), lw=1.4, label=f"class {cls}")
-    ax.plot(events, history["accuracy"], color="black", lw=2.2, label="overall")
-    for i, position in enumerate(boundaries):
-        ax.axvline(position, color="grey", ls="--", lw=1)
-        ax.text(position, 1.02, f"task {i + 1}", ha="center", va="bottom", fontsize=8, color="grey",
-                transform=ax.get_xaxis_transform())
-    ax.set_xlabel("events learned")
-    ax.set_ylabel("prequential accuracy (sliding window)")
-    ax.set_ylim(0, 1.05)
-    ax.set_xlim(0, events.max() if events.size else 1)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", ncol=6, fontsize=8)
-    ax.set_title("lifelong demo: class-incremental MNIST, predicted before learned", pad=18)
+    panels = [
+        (axes[0], events, np.asarray(history["class_accuracy"], dtype=float), history["accuracy"],
+         "prequential accuracy\n(sliding window, per class)", "overall (window)"),
+        (axes[1], np.asarray(history["test_events"]), np.asarray(history["test_class_accuracy"], dtype=float),
+         history["test_accuracy"], "held-out test accuracy\n(per class)", "all test data"),
+    ]
+    for ax, xs, per_class, overall, ylabel, overall_label in panels:
+        for cls in classes:
+            if per_class.size:
+                ax.plot(xs, per_class[:, cls], color=cmap(cls % 10), lw=1.3, label=f"class {cls}")
+        ax.plot(xs, overall, color="black", lw=2.2, label=overall_label)
+        for position in boundaries:
+            ax.axvline(position, color="grey", ls="--", lw=1)
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(0, 1.05)
+        ax.grid(alpha=0.3)
+    for i, position in enumerate([0, *boundaries]):
+        axes[0].text(position, 1.02, f" task {i + 1} \u2192", ha="left", va="bottom", fontsize=8, color="grey",
+                     transform=axes[0].get_xaxis_transform())
+    axes[1].legend(loc="lower left", ncol=6, fontsize=8)
+    axes[1].set_xlabel("events learned")
+    axes[1].set_xlim(0, events.max() if events.size else 1)
+    fig.suptitle("lifelong demo: class-incremental MNIST (5 tasks x 2 classes), each event predicted before learned")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -109,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         feed_arrays(scenario.x, scenario.y, topic=topic, bootstrap_servers=broker.bootstrap,
                     codec=settings.codec.name, partitions=1, progress=True)
 
-        history: dict[str, list] = {"events": [], "accuracy": [], "class_accuracy": []}
+        history: dict[str, list] = {"events": [], "accuracy": [], "class_accuracy": [], "test_events": [],
+                                    "test_accuracy": [], "test_class_accuracy": []}
+        x_test = np.concatenate([t[0] for t in scenario.test_sets])
+        y_test = np.concatenate([t[1] for t in scenario.test_sets])
+        max_classes = settings.model.max_classes
         progress = Progress(TextColumn("[bold]learning"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
                             TextColumn("{task.fields[rate]:>7,.0f} ev/s  acc {task.fields[acc]:.3f}"),
                             TimeElapsedColumn(), console=console)
@@ -122,6 +136,13 @@ def main(argv: list[str] | None = None) -> int:
             history["accuracy"].append(m.window_accuracy)
             history["class_accuracy"].append([m.value("lifelong_class_accuracy_ratio", {"class": str(c)})
                                               for c in range(settings.model.max_classes)])
+            if not history["test_events"] or daemon.stats.events - history["test_events"][-1] >= 2000:
+                preds = daemon.learner.predict(x_test)
+                history["test_events"].append(daemon.stats.events)
+                history["test_accuracy"].append(float((preds == y_test).mean()))
+                history["test_class_accuracy"].append(
+                    [float((preds[y_test == c] == c).mean()) if (y_test == c).any() else np.nan
+                     for c in range(max_classes)])
             elapsed = max(time.monotonic() - started, 1e-6)
             progress.update(task, completed=daemon.stats.events, rate=daemon.stats.events / elapsed,
                             acc=m.window_accuracy)
@@ -139,8 +160,6 @@ def main(argv: list[str] | None = None) -> int:
     table.add_column("class", justify="right")
     table.add_column("prequential (last window)", justify="right")
     table.add_column("held-out test", justify="right")
-    x_test = np.concatenate([t[0] for t in scenario.test_sets])
-    y_test = np.concatenate([t[1] for t in scenario.test_sets])
     preds = np.concatenate([learner.predict(x_test[i:i + 4096]) for i in range(0, len(y_test), 4096)])
     classes = sorted(int(c) for c in np.unique(scenario.y))
     for cls in classes:
