@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from lifelong.stream.broker import EmbeddedBroker
     from lifelong.stream.feed import feed_arrays
 
-    setup_logging("text", "WARNING")
+    setup_logging("text", "ERROR")  # the progress bar and the summary say what matters; logs would interleave
     if args.out.exists():
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True)
@@ -170,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table)
     console.print(f"{stats.events:,} events learned in {stats.seconds:.1f}s: "
                   f"[bold]{stats.events_per_second:,.0f} events/s[/bold] end to end "
-                  f"({stats.dead_letters} dead letters, {stats.checkpoints} checkpoints)")
+                  f"({stats.dead_letters} dead letters, {stats.checkpoints} checkpoints, "
+                  f"{stats.drifts} drift detections)")
     png = plot_accuracy(history, positions, classes, args.out / "accuracy.png")
     console.print(f"plot: [bold]{png}[/bold]")
     logging.shutdown()
