@@ -6,20 +6,14 @@ scraped over HTTP during and after; SIGTERM must exit 0 with every offset commit
 
 from __future__ import annotations
 
-import os
+import contextlib
 import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
+from daemon_helpers import by_name, http_get, samples, start_daemon, write_config
 from kafka import KafkaConsumer, TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
 from lifelong.stream.broker import free_port
 from lifelong.stream.feed import feed_arrays
@@ -27,46 +21,6 @@ from lifelong.stream.feed import feed_arrays
 pytestmark = pytest.mark.integration
 
 N_EVENTS = 20_000
-
-
-def http_get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
-
-
-def by_name(scrape: dict, name: str) -> dict[tuple, float]:
-    return {labels: value for (n, labels), value in scrape.items() if n == name}
-
-
-def write_config(tmp_path: Path, bootstrap: str, topic: str, port: int, **extra) -> Path:
-    config = {
-        "kafka": {"bootstrap_servers": [bootstrap], "topics": [topic], "group_id": "daemon-test",
-                  "session_timeout_ms": 6000, "heartbeat_interval_ms": 2000, "poll_timeout_ms": 5000},
-        "codec": {"name": "f32", "num_features": 784},
-        "model": {"name": "mlp", "input_shape": [784], "hidden": [256], "max_classes": 10},
-        "optim": {"name": "sgd", "lr": 0.05, "batch_size": 32},
-        "replay": {"kind": "class_balanced", "capacity": 500, "batch_size": 32},
-        "drift": {"detectors": [{"detector": "ADWIN", "signal": "error"}], "reactions": [{"name": "alert"}]},
-        "metrics": {"port": port, "window": 1000},
-        "checkpoint": {"dir": str(tmp_path / "ckpt"), "every_events": 5000, "every_seconds": 30},
-        "daemon": {"device": "auto", "summary_interval_s": 2, "log_format": "json"},
-    }
-    for section, values in extra.items():
-        config.setdefault(section, {}).update(values)
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -81,21 +35,17 @@ def two_concept_stream():
 def test_daemon_learns_exports_and_stops_cleanly(broker, make_topic, tmp_path, two_concept_stream):
     topic = make_topic(2)
     port = free_port()
-    config = write_config(tmp_path, broker.bootstrap, topic, port)
+    config = write_config(tmp_path, broker.bootstrap, topic, port, kafka={"group_id": "daemon-test"})
     log_path = tmp_path / "daemon.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "lifelong.cli", "run", "--config", str(config)],
-                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = start_daemon(config, log_path)
     base = f"http://127.0.0.1:{port}"
     try:
         # /readyz is 503 until the model is loaded and partitions are assigned, then 200.
         statuses = []
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(OSError):  # server not up yet
                 statuses.append(http_get(base + "/readyz")[0])
-            except OSError:
-                pass  # server not up yet
             if statuses and statuses[-1] == 200:
                 break
             assert proc.poll() is None, log_path.read_text()

@@ -21,8 +21,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from daemon_helpers import http_get, write_config
 from kafka import KafkaProducer
 
 from lifelong.panels import exposed_names, metric_names
@@ -60,14 +59,6 @@ class Run:
     sigterm_at: float = 0.0
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
-
 def _listen(sock: socket.socket, out: list[tuple[float, str]], stop: threading.Event) -> None:
     sock.settimeout(0.2)
     while not stop.is_set():
@@ -79,22 +70,19 @@ def _listen(sock: socket.socket, out: list[tuple[float, str]], stop: threading.E
 
 
 def _config(tmp: Path, bootstrap: str, topic: str, port: int) -> Path:
-    config = {
-        "kafka": {"bootstrap_servers": [bootstrap], "topics": [topic], "group_id": "deploy-test",
-                  "session_timeout_ms": 6000, "heartbeat_interval_ms": 2000, "poll_timeout_ms": 5000},
-        "codec": {"name": "f32", "num_features": 64},
-        "model": {"name": "mlp", "input_shape": [64], "hidden": [64], "max_classes": 10},
-        "optim": {"name": "sgd", "lr": 0.1, "batch_size": 16},
-        "replay": {"kind": "class_balanced", "capacity": 200, "batch_size": 16},
-        "drift": {"detectors": [{"detector": "ADWIN", "signal": "error"}], "reactions": [{"name": "alert"}],
-                  "min_events_between": 100},
-        "metrics": {"port": port, "window": 200},
-        "checkpoint": {"dir": str(tmp / "ckpt"), "every_events": 400, "every_seconds": 2},
-        "daemon": {"device": "cpu", "summary_interval_s": 2, "log_format": "json"},
-    }
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return write_config(
+        tmp, bootstrap, topic, port,
+        kafka={"group_id": "deploy-test"},
+        codec={"name": "f32", "num_features": 64},
+        model={"name": "mlp", "input_shape": [64], "hidden": [64], "max_classes": 10},
+        optim={"name": "sgd", "lr": 0.1, "batch_size": 16},
+        replay={"kind": "class_balanced", "capacity": 200, "batch_size": 16},
+        drift={"detectors": [{"detector": "ADWIN", "signal": "error"}], "reactions": [{"name": "alert"}],
+               "min_events_between": 100},
+        metrics={"port": port, "window": 200},
+        checkpoint={"every_events": 400, "every_seconds": 2},
+        daemon={"device": "cpu", "summary_interval_s": 2, "log_format": "json"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +127,7 @@ def run(shared_broker, tmp_path_factory) -> Iterator[Run]:
             time.sleep(0.05)
         readyz = 0
         for _ in range(40):  # READY=1 goes out as readiness is set: /readyz agrees within moments
-            readyz = _get(url + "/readyz")[0]
+            readyz = http_get(url + "/readyz")[0]
             if readyz == 200:
                 break
             time.sleep(0.05)
@@ -160,7 +148,7 @@ def run(shared_broker, tmp_path_factory) -> Iterator[Run]:
         handled = 0.0
         deadline = time.monotonic() + 60
         while handled < total and time.monotonic() < deadline:
-            text = _get(url + "/metrics")[1]
+            text = http_get(url + "/metrics")[1]
             handled = sum(s for line in text.splitlines() if line.startswith("lifelong_events_total{")
                           for s in [float(line.rsplit(" ", 1)[1])])
             time.sleep(0.2)
