@@ -118,24 +118,20 @@ def run(
                   f"{stats.dead_letters} dead letters, {stats.checkpoints} checkpoints")
 
 
-def _register_optional() -> None:
-    """Commands whose modules live in their own packages."""
+def _register_commands() -> None:
+    """Commands whose implementations live beside the code they drive."""
+    from lifelong.bench.cli import bench
+    from lifelong.report import report, scrape
     from lifelong.stream.cli import broker, feed
 
     app.command("broker")(broker)
     app.command("feed")(feed)
-    from lifelong.bench.cli import bench
-
     app.command("bench")(bench)
-    try:
-        from lifelong.report import report, scrape
-    except ImportError:  # pragma: no cover - report module not present in a partial checkout
-        return
     app.command("report")(report)
     app.command("scrape")(scrape)
 
 
-_register_optional()
+_register_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
