@@ -44,12 +44,14 @@ class ReplayPlugin(Plugin):
 
     name = "replay"
 
-    def __init__(self, make_buffer: Callable[[torch.device], Buffer], batch_size: int = 32, nme: bool = False):
+    def __init__(self, make_buffer: Callable[[torch.device], Buffer], batch_size: int = 32, nme: bool = False,
+                 nme_refresh_steps: int = 10):
         self.make_buffer = make_buffer
         self.batch_size = int(batch_size)
         self.nme = nme
+        self.nme_refresh_steps = max(1, int(nme_refresh_steps))
         self.buffer: Buffer | None = None
-        self._means: tuple[tuple[int, int, int], Tensor, Tensor] | None = None
+        self._means: tuple[tuple[Any, ...], Tensor, Tensor] | None = None
 
     def setup(self, learner: Learner) -> None:
         self.buffer = self.make_buffer(learner.device)
@@ -75,9 +77,11 @@ class ReplayPlugin(Plugin):
     def class_means(self, learner: Learner) -> tuple[Tensor, Tensor]:
         """(max_classes, dim) normalised class means of the stored samples, and which classes have one.
 
-        Cached until the model takes a step or the memory changes."""
+        Computing them costs a forward pass over the whole memory, so they are cached and refreshed every
+        ``nme_refresh_steps`` training steps, at every boundary and whenever a class enters or leaves the memory
+        (1 refreshes after every step: exact, and slow on a CPU with micro-batches of a few samples)."""
         buf = self._buf()
-        key = (learner.train_steps, learner.boundaries, buf.version)
+        key = (learner.train_steps // self.nme_refresh_steps, learner.boundaries, tuple(buf.classes()))
         if self._means is not None and self._means[0] == key:
             return self._means[1], self._means[2]
         features = feature_fn(learner.model)
