@@ -177,6 +177,8 @@ class DriftMonitor:
         if not (len(correct) == len(losses) == len(x) == n):
             raise ValueError(f"batch arrays differ in length: x {len(x)}, y {n}, correct {len(correct)}, "
                              f"losses {len(losses)}")
+        if n == 0:
+            return []
         now = time.time() if now is None else now
         channels = [list(w.signal.channels(x, y, correct, losses)) for w in self.watches]
         history = np.concatenate([self._tail, correct])

@@ -210,3 +210,11 @@ def test_batch_arrays_must_line_up() -> None:
     monitor = DriftMonitor(DriftConfig(detectors=[{"detector": "DDM"}]), num_features=2, max_classes=2)
     with pytest.raises(ValueError, match="differ in length"):
         monitor.update(np.zeros((3, 2)), np.zeros(3, int), np.ones(2, bool), np.zeros(3), 0)
+
+
+def test_an_empty_batch_changes_nothing() -> None:
+    cfg = DriftConfig(detectors=[{"detector": "ADWIN", "signal": "input"}, {"detector": "DDM"}])
+    monitor = DriftMonitor(cfg, num_features=FEATURES, max_classes=CLASSES)
+    before = json.dumps(monitor.state_dict())
+    assert monitor.update(np.zeros((0, FEATURES)), np.zeros(0, int), np.zeros(0, bool), np.zeros(0), 10) == []
+    assert json.dumps(monitor.state_dict()) == before
