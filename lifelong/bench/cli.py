@@ -48,6 +48,11 @@ def bench(
     decay_features: Annotated[int, typer.Option(
         help="Features per record in the decay run: 784, or 196/49 (pooled) to keep the broker's memory small.",
     )] = 784,
+    ablation: Annotated[bool, typer.Option(
+        "--ablation", help="Also measure each speed option (prefetch, torch threads, bf16, compile, fetch "
+        "workers) against the default daemon, interleaved, on a 4-partition topic.")] = False,
+    ablation_records: Annotated[int, typer.Option(help="Events per ablation run.")] = 30_000,
+    compile_model: Annotated[bool, typer.Option("--compile", help="daemon.compile for the main runs.")] = False,
     cache_dir: Annotated[Path | None, typer.Option(help="Cache dir (deep-river venv); default ~/.cache/lifelong."
                                                    )] = None,
     no_record: Annotated[bool, typer.Option("--no-record", help="Print only; do not append to results.")] = False,
@@ -74,7 +79,8 @@ def bench(
         momentum=momentum, prefetch=prefetch,
         fetch_workers=fetch_workers, partitions=partitions, torch_threads=torch_threads, autocast=autocast,
         device=device, with_deep_river=with_deep_river, decay_run=decay_run, decay_records=decay_records,
-        decay_features=decay_features, cache_dir=cache_dir, record_results=not no_record,
+        decay_features=decay_features, ablation=ablation, ablation_records=ablation_records,
+        compile=compile_model, cache_dir=cache_dir, record_results=not no_record,
     )
     result = run_throughput(opts, emit=print)
     if json_out is not None:

@@ -64,11 +64,14 @@ class Options:
     fetch_workers: int = 1
     torch_threads: int | None = None
     autocast: str = "off"
+    compile: bool = False
     device: str = "cpu"
     with_deep_river: bool = False
     decay_run: bool = False
     decay_records: int = 500_000
     decay_features: int = 784
+    ablation: bool = False
+    ablation_records: int = 30_000
     cache_dir: Path | None = None
     record_results: bool = True
     progress: bool = True
@@ -83,37 +86,42 @@ class Rate:
     accuracy: float | None = None
     prefix_accuracy: float | None = None
     prefix_events: int | None = None
-    marks: list[tuple[float, int]] = field(default_factory=list, repr=False)
+    marks: list[tuple[float, float, int]] = field(default_factory=list, repr=False)  # (wall, cpu, events)
 
     @property
     def per_s(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
-    def window_rate(self, lo: float, hi: float) -> float:
-        """Rate between the fractions ``lo`` and ``hi`` of the events (the decay check's first/last 10%)."""
-        total = self.marks[-1][1]
-        times = np.array([t for t, _ in self.marks])
-        counts = np.array([n for _, n in self.marks])
+    def window_rate(self, lo: float, hi: float, clock: int = 0) -> float:
+        """Events per second between the fractions ``lo`` and ``hi`` of the events (the decay check's first
+        and last 10%); ``clock=1``: per second of this process's CPU time, which other tenants of a shared
+        machine do not slow down, so a drop there is the daemon's own."""
+        total = self.marks[-1][2]
+        times = np.array([m[clock] for m in self.marks])
+        counts = np.array([m[2] for m in self.marks])
         t0 = float(np.interp(lo * total, counts, times))
         t1 = float(np.interp(hi * total, counts, times))
         return (hi - lo) * total / (t1 - t0) if t1 > t0 else 0.0
 
+    def deciles(self, clock: int = 0) -> list[float]:
+        return [self.window_rate(i / 10, (i + 1) / 10, clock) for i in range(10)]
+
 
 class _Marks:
-    """(time, cumulative events) after each batch; the rate leaves out the first batch."""
+    """(wall time, process CPU time, cumulative events) after each batch; the rate leaves out the first batch."""
 
     def __init__(self) -> None:
-        self.marks: list[tuple[float, int]] = []
+        self.marks: list[tuple[float, float, int]] = []
         self.total = 0
 
     def add(self, n: int) -> None:
         self.total += n
-        self.marks.append((time.perf_counter(), self.total))
+        self.marks.append((time.perf_counter(), time.process_time(), self.total))
 
     def rate(self) -> Rate:
         if len(self.marks) < 2:
             return Rate(self.total, 0.0, marks=self.marks)
-        (t0, n0), (t1, n1) = self.marks[0], self.marks[-1]
+        (t0, _, n0), (t1, _, n1) = self.marks[0], self.marks[-1]
         return Rate(n1 - n0, t1 - t0, marks=self.marks)
 
 
@@ -185,7 +193,8 @@ def daemon_settings(bootstrap: str, topic: str, *, client: str, model: str, repl
         daemon={"device": opts.device, "max_events": n, "micro_batch": opts.micro_batch, "idle_exit_s": 60,
                 "prefetch": opts.prefetch,
                 "fetch_workers": opts.fetch_workers, "torch_threads": opts.torch_threads,
-                "autocast": opts.autocast, "summary_interval_s": 3600, "log_level": "WARNING"},
+                "autocast": opts.autocast, "compile": opts.compile, "summary_interval_s": 3600,
+                "log_level": "WARNING"},
     )
 
 
@@ -349,81 +358,150 @@ def run_throughput(opts: Options, emit: Callable[[str], None] = print) -> dict[s
         if opts.record_results and np.isfinite(value):
             record(BENCH, metric, float(value), unit, **{**base, **settings})
 
-    x, y = mnist_arrays(opts.records, opts.features)
-    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp, _bar(opts.progress) as task:
-        topic = f"bench-{uuid.uuid4().hex[:8]}"
-        emit(f"feeding {opts.records:,} f32 MNIST records ({x.shape[1]} features) into {topic}")
-        _feed(broker.bootstrap, topic, x, y, opts.partitions, opts.progress)
+    if opts.clients and opts.models and opts.replays:  # the main matrix (skip it for --ablation alone)
+        x, y = mnist_arrays(opts.records, opts.features)
+        with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp, _bar(opts.progress) as task:
+            topic = f"bench-{uuid.uuid4().hex[:8]}"
+            emit(f"feeding {opts.records:,} f32 MNIST records ({x.shape[1]} features) into {topic}")
+            _feed(broker.bootstrap, topic, x, y, opts.partitions, opts.progress)
 
-        # (c) river first: it only needs the arrays, and its rate is the baseline of every ratio
-        baselines: dict[str, Rate] = {}
-        n_river = min(opts.river_records, opts.records)
-        for name, make in river_models().items():
-            baselines[name] = river_rate(make, x[:n_river], y[:n_river], task(name, n_river))
-        if opts.with_deep_river:
-            result = deep_river_rate(x[:n_river], y[:n_river], cache)
-            if isinstance(result, str):
-                emit(f"deep-river: not measured: {result}")
-                out["deep_river_error"] = result
-            else:
-                baselines["deep-river.Classifier(MLP)"] = result
-        for name, rate in baselines.items():
-            put("baseline_events_per_s", rate.per_s, "events/s", learner=name, prefix=n_river)
-            put("baseline_prequential_accuracy", rate.accuracy or 0.0, "ratio", learner=name, prefix=n_river)
-        fastest = max(baselines.items(), key=lambda kv: kv[1].per_s)
+            # (c) river first: it only needs the arrays, and its rate is the baseline of every ratio
+            baselines: dict[str, Rate] = {}
+            n_river = min(opts.river_records, opts.records)
+            for name, make in river_models().items():
+                baselines[name] = river_rate(make, x[:n_river], y[:n_river], task(name, n_river))
+            if opts.with_deep_river:
+                result = deep_river_rate(x[:n_river], y[:n_river], cache)
+                if isinstance(result, str):
+                    emit(f"deep-river: not measured: {result}")
+                    out["deep_river_error"] = result
+                else:
+                    baselines["deep-river.Classifier(MLP)"] = result
+            for name, rate in baselines.items():
+                put("baseline_events_per_s", rate.per_s, "events/s", learner=name, prefix=n_river)
+                put("baseline_prequential_accuracy", rate.accuracy or 0.0, "ratio", learner=name, prefix=n_river)
+            fastest = max(baselines.items(), key=lambda kv: kv[1].per_s)
 
-        for client in opts.clients:
-            kafka = KafkaConfig(bootstrap_servers=[broker.bootstrap], topics=[topic], assign=True, client=client,
-                                group_id="raw")
-            for model in opts.models:
-                n = min(opts.records, opts.cnn_records) if model == "cnn" else opts.records
-                for replay in opts.replays:
-                    tags = {"client": client, "model": model, "replay": replay if replay == "none" else
-                            f"{replay}-500", "optimizer": f"{opts.optimizer}(lr={opts.lr:g}"
-                            f"{f', momentum={opts.momentum:g}' if opts.optimizer == 'sgd' else ''})",
-                            "batch_size": opts.batch_size, "micro_batch": opts.micro_batch,
-                            "prefetch": opts.prefetch, "autocast": opts.autocast,
-                            "fetch_workers": opts.fetch_workers}
-                    raws, ends, ratios, accs, prefix_accs = [], [], [], [], []
-                    for rep in range(opts.repeats):
-                        raw = raw_rate(kafka.model_copy(update={"group_id": f"raw-{uuid.uuid4().hex[:8]}"}),
-                                       opts.records, x.shape[1],
-                                       on_progress=task(f"raw {client} #{rep + 1}", opts.records))
-                        settings = daemon_settings(broker.bootstrap, topic, client=client, model=model,
-                                                   replay=replay, features=x.shape[1], n=n, opts=opts,
-                                                   checkpoint_dir=Path(tmp) / f"{client}-{model}-{replay}-{rep}")
-                        end = daemon_rate(settings, prefix=n_river,
-                                          on_progress=task(f"daemon {client} {model} {replay} #{rep + 1}", n))
-                        raws.append(raw.per_s)
-                        ends.append(end.per_s)
-                        ratios.append(end.per_s / raw.per_s if raw.per_s else float("nan"))
-                        accs.append(end.accuracy or 0.0)
-                        prefix_accs.append(end.prefix_accuracy if end.prefix_accuracy is not None else float("nan"))
-                    emit(f"{client} {model} replay={replay}: raw {raws} end-to-end {ends}")
-                    result = {**tags, "raw": _median(raws), "end_to_end": _median(ends),
-                              "ratio": _median(ratios), "accuracy": _median(accs),
-                              "prefix_accuracy": _median(prefix_accs)}
-                    out["configs"].append(result)
-                    put("raw_events_per_s", result["raw"], "events/s", **tags)
-                    put("end_to_end_events_per_s", result["end_to_end"], "events/s", **tags)
-                    put("end_to_end_over_raw", result["ratio"], "ratio", **tags)
-                    put("prequential_accuracy", result["accuracy"], "ratio", events=n, **tags)
-                    put("prequential_accuracy_prefix", result["prefix_accuracy"], "ratio", prefix=n_river, **tags)
-                    put("end_to_end_over_river", result["end_to_end"] / fastest[1].per_s, "ratio",
-                        baseline=fastest[0], baseline_accuracy=round(fastest[1].accuracy or 0.0, 4), **tags)
-                    if (client, model, replay) == ("kafka-python", "mlp", "reservoir") and device == "cpu":
-                        put("cpu_end_to_end_over_raw", result["ratio"], "ratio", **tags)
-                    if device.startswith("cuda") and client == "confluent" and model == "mlp":
-                        put("h100_end_to_end_over_raw", result["ratio"], "ratio", **tags)
-                        put("h100_end_to_end_events_per_s", result["end_to_end"], "events/s", **tags)
-        out["baselines"] = {k: {"events_per_s": v.per_s, "accuracy": v.accuracy} for k, v in baselines.items()}
-        out["fastest_baseline"] = fastest[0]
+            for client in opts.clients:
+                kafka = KafkaConfig(bootstrap_servers=[broker.bootstrap], topics=[topic], assign=True, client=client,
+                                    group_id="raw")
+                for model in opts.models:
+                    n = min(opts.records, opts.cnn_records) if model == "cnn" else opts.records
+                    for replay in opts.replays:
+                        tags = {"client": client, "model": model, "replay": replay if replay == "none" else
+                                f"{replay}-500", "optimizer": f"{opts.optimizer}(lr={opts.lr:g}"
+                                f"{f', momentum={opts.momentum:g}' if opts.optimizer == 'sgd' else ''})",
+                                "batch_size": opts.batch_size, "micro_batch": opts.micro_batch,
+                                "prefetch": opts.prefetch, "autocast": opts.autocast,
+                                "fetch_workers": opts.fetch_workers}
+                        raws, ends, ratios, accs, prefix_accs = [], [], [], [], []
+                        for rep in range(opts.repeats):
+                            raw = raw_rate(kafka.model_copy(update={"group_id": f"raw-{uuid.uuid4().hex[:8]}"}),
+                                           opts.records, x.shape[1],
+                                           on_progress=task(f"raw {client} #{rep + 1}", opts.records))
+                            settings = daemon_settings(broker.bootstrap, topic, client=client, model=model,
+                                                       replay=replay, features=x.shape[1], n=n, opts=opts,
+                                                       checkpoint_dir=Path(tmp) / f"{client}-{model}-{replay}-{rep}")
+                            end = daemon_rate(settings, prefix=n_river,
+                                              on_progress=task(f"daemon {client} {model} {replay} #{rep + 1}", n))
+                            raws.append(raw.per_s)
+                            ends.append(end.per_s)
+                            ratios.append(end.per_s / raw.per_s if raw.per_s else float("nan"))
+                            accs.append(end.accuracy or 0.0)
+                            prefix_accs.append(end.prefix_accuracy if end.prefix_accuracy is not None else float("nan"))
+                        emit(f"{client} {model} replay={replay}: raw {raws} end-to-end {ends}")
+                        result = {**tags, "raw": _median(raws), "end_to_end": _median(ends),
+                                  "ratio": _median(ratios), "accuracy": _median(accs),
+                                  "prefix_accuracy": _median(prefix_accs)}
+                        out["configs"].append(result)
+                        put("raw_events_per_s", result["raw"], "events/s", **tags)
+                        put("end_to_end_events_per_s", result["end_to_end"], "events/s", **tags)
+                        put("end_to_end_over_raw", result["ratio"], "ratio", **tags)
+                        put("prequential_accuracy", result["accuracy"], "ratio", events=n, **tags)
+                        put("prequential_accuracy_prefix", result["prefix_accuracy"], "ratio", prefix=n_river, **tags)
+                        put("end_to_end_over_river", result["end_to_end"] / fastest[1].per_s, "ratio",
+                            baseline=fastest[0], baseline_accuracy=round(fastest[1].accuracy or 0.0, 4), **tags)
+                        if (client, model, replay) == ("kafka-python", "mlp", "reservoir") and device == "cpu":
+                            put("cpu_end_to_end_over_raw", result["ratio"], "ratio", **tags)
+                        if device.startswith("cuda") and client == "confluent" and model == "mlp":
+                            put("h100_end_to_end_over_raw", result["ratio"], "ratio", **tags)
+                            put("h100_end_to_end_events_per_s", result["end_to_end"], "events/s", **tags)
+            out["baselines"] = {k: {"events_per_s": v.per_s, "accuracy": v.accuracy} for k, v in baselines.items()}
+            out["fastest_baseline"] = fastest[0]
+    if opts.ablation:
+        out["ablation"] = run_ablation(opts, put, emit)
     if opts.decay_run:
-        out["decay"] = run_decay(opts, put, task_factory=opts.progress)
+        out["decay"] = run_decay(opts, put, task_factory=opts.progress, emit=emit)
     return out
 
 
-def run_decay(opts: Options, put: Callable[..., None], task_factory: bool = True) -> dict[str, float]:
+#: Each speed option against the default daemon (prefetch 2, torch threads auto), same topic, interleaved.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "prefetch=0, torch_threads=1": {"prefetch": 0, "torch_threads": 1},
+    "prefetch=0, torch_threads=torch default": {"prefetch": 0, "torch_threads": 0},
+    "autocast=bf16": {"autocast": "bf16"},
+    "compile": {"compile": True},
+    "fetch_workers=2": {"fetch_workers": 2},
+}
+SLOW_VARIANT_EVENTS = 5_000  # torch's default threads ran ~20x slower on 2 shared cores: fewer events
+
+
+def run_ablation(opts: Options, put: Callable[..., None], emit: Callable[[str], None]) -> dict[str, Any]:
+    """kafka-python, MLP, reservoir replay, on a 4-partition topic: each option of :data:`ABLATIONS` vs the
+    default, ``repeats`` interleaved rounds; records each variant's median rate, its speed-up over the
+    default measured in the same rounds, and its prequential accuracy."""
+    from dataclasses import replace
+
+    from lifelong.stream.broker import EmbeddedBroker
+
+    n = opts.ablation_records
+    x, y = mnist_arrays(n, opts.features)
+    rates: dict[str, list[float]] = {name: [] for name in ABLATIONS}
+    accs: dict[str, list[float]] = {name: [] for name in ABLATIONS}
+    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp, _bar(opts.progress) as task:
+        topic = f"ablation-{uuid.uuid4().hex[:8]}"
+        _feed(broker.bootstrap, topic, x, y, 4, opts.progress)
+        for rep in range(opts.repeats):
+            for name, change in ABLATIONS.items():
+                variant = replace(opts, **change)
+                events = min(n, SLOW_VARIANT_EVENTS) if change.get("torch_threads") == 0 else n
+                settings = daemon_settings(broker.bootstrap, topic, client="kafka-python", model="mlp",
+                                           replay="reservoir", features=x.shape[1], n=events, opts=variant,
+                                           checkpoint_dir=Path(tmp) / f"{rep}-{len(rates[name])}-{uuid.uuid4().hex}")
+                with _torch_threads_restored():
+                    rate = daemon_rate(settings, on_progress=task(f"ablation {name} #{rep + 1}", events))
+                rates[name].append(rate.per_s)
+                accs[name].append(rate.accuracy or 0.0)
+                emit(f"  ablation #{rep + 1} {name}: {rate.per_s:,.0f} events/s, accuracy {rate.accuracy:.3f}")
+    base = rates["default"]
+    out: dict[str, Any] = {}
+    for name, values in rates.items():
+        speedups = [v / b for v, b in zip(values, base, strict=True) if b]
+        tags = {"client": "kafka-python", "model": "mlp", "replay": "reservoir-500", "variant": name,
+                "records": n if ABLATIONS[name].get("torch_threads") != 0 else SLOW_VARIANT_EVENTS,
+                "partitions": 4, "batch_size": opts.batch_size, "micro_batch": opts.micro_batch}
+        out[name] = {"events_per_s": _median(values), "speedup": _median(speedups), "accuracy": _median(accs[name])}
+        put("ablation_events_per_s", out[name]["events_per_s"], "events/s", **tags)
+        put("ablation_speedup_vs_default", out[name]["speedup"], "ratio", **tags)
+        put("ablation_prequential_accuracy", out[name]["accuracy"], "ratio", **tags)
+    return out
+
+
+@contextlib.contextmanager
+def _torch_threads_restored() -> Iterator[None]:
+    """The daemon sets torch's process-wide thread count; put it back so variants do not leak into each other."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_decay(opts: Options, put: Callable[..., None], task_factory: bool = True,
+              emit: Callable[[str], None] = print) -> dict[str, Any]:
     """A long run (default 500,000 events): the rate over its first and last 10% of events, and their ratio."""
     from lifelong.stream.broker import EmbeddedBroker
 
@@ -437,9 +515,15 @@ def run_decay(opts: Options, put: Callable[..., None], task_factory: bool = True
                                    checkpoint_dir=Path(tmp) / "decay")
         rate = daemon_rate(settings, on_progress=task("decay run", opts.decay_records))
     first, last = rate.window_rate(0.0, 0.1), rate.window_rate(0.9, 1.0)
+    cpu_first, cpu_last = rate.window_rate(0.0, 0.1, clock=1), rate.window_rate(0.9, 1.0, clock=1)
+    emit(f"  decay run deciles, events/s wall: {[round(r) for r in rate.deciles()]}")
+    emit(f"  decay run deciles, events per CPU-second: {[round(r) for r in rate.deciles(clock=1)]}")
     tags = {"client": opts.clients[0], "model": "mlp", "replay": "reservoir-500", "records": opts.decay_records,
             "features": opts.decay_features, "batch_size": opts.batch_size, "prefetch": opts.prefetch}
     put("rate_first_10pct_events_per_s", first, "events/s", **tags)
     put("rate_last_10pct_events_per_s", last, "events/s", **tags)
     put("rate_first_last_ratio", last / first if first else float("nan"), "ratio", **tags)
-    return {"first": first, "last": last, "ratio": last / first if first else float("nan")}
+    put("cpu_rate_first_last_ratio", cpu_last / cpu_first if cpu_first else float("nan"), "ratio", **tags)
+    return {"first": first, "last": last, "ratio": last / first if first else float("nan"),
+            "cpu_ratio": cpu_last / cpu_first if cpu_first else float("nan"), "deciles": rate.deciles(),
+            "cpu_deciles": rate.deciles(clock=1)}

@@ -76,3 +76,33 @@ def test_stop_and_resume_learns_every_record_once(
     for p in range(PARTITIONS):  # in order per partition, across the restart
         offsets = [o for q, o in seen if q == p]
         assert offsets == list(range(len(offsets)))
+
+
+def test_learner_flags_threads_and_bf16_autocast(
+    shared_broker: EmbeddedBroker, make_topic: Callable[..., str], tmp_path: Path,
+) -> None:
+    import torch
+
+    topic = make_topic(1)
+    x, y = blobs(600, FEATURES)
+    feed_arrays(x, y, topic=topic, bootstrap_servers=shared_broker.bootstrap, progress=False)
+    config = settings(shared_broker.bootstrap, topic, tmp_path, "kafka-python", 1, 600)
+    config.kafka.max_poll_records = 100
+    config.daemon.torch_threads = 1
+    config.daemon.autocast = "bf16"
+    dtypes: list[torch.dtype] = []
+
+    def on_batch(daemon: Daemon, _batch) -> None:
+        if not dtypes:  # from the second batch on, see what the head computes in
+            daemon.learner.model.head.register_forward_hook(lambda _m, _i, out: dtypes.append(out.dtype))
+            dtypes.append(torch.float32)
+
+    before = torch.get_num_threads()
+    try:
+        daemon = Daemon(config, install_signal_handlers=False, on_batch=on_batch)
+        stats = daemon.run()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert stats.events == 600
+    assert torch.bfloat16 in dtypes[1:] and daemon.learner.model.head.weight.dtype == torch.float32
