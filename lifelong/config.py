@@ -288,7 +288,7 @@ class DaemonConfig(Section):
                                      "by a fetch thread that owns the Kafka client; 0: fetch and decode in the loop.")
     fetch_workers: PositiveInt = Field(
         default=1, description="Fetch threads (with prefetch > 0), each owning a disjoint set of partitions: "
-        "group members, or a hash of the partition with kafka.assign (kafka-python). More than one only pays "
+        "group members, or a stable hash of the partition with kafka.assign. More than one only pays "
         "when a single client is the bottleneck and cores are free.")
     torch_threads: NonNegativeInt | None = Field(
         default=None, description="Intra-op CPU threads of torch; none: with prefetch on the CPU, the cores "

@@ -105,19 +105,30 @@ def partition_owner(tp: TopicPartition, workers: int) -> int:
 
 
 def subset_consumer(cfg: Any, index: int, workers: int, **overrides: Any) -> Any:
-    """A kafka-python StreamConsumer (``cfg.assign``) holding only the partitions ``partition_owner`` gives
-    worker ``index``."""
+    """A consumer of ``cfg.client`` in ``assign`` mode holding only the partitions :func:`partition_owner`
+    gives worker ``index`` (its assignment step, with the owner filter)."""
+    if not cfg.assign:
+        raise ValueError("subset_consumer needs kafka.assign: true (group members split partitions themselves)")
+
+    def mine(tp: TopicPartition) -> bool:
+        return partition_owner(tp, workers) == index
+
+    if cfg.client == "confluent":
+        return _confluent_subset(cfg, mine, **overrides)
+    return _kafka_python_subset(cfg, mine, **overrides)
+
+
+def _kafka_python_subset(cfg: Any, mine: Callable[[TopicPartition], bool], **overrides: Any) -> Any:
     from kafka import TopicPartition as KafkaTP
 
     from lifelong.stream.consumer import RebalanceEvent, StreamConsumer
 
     class _Subset(StreamConsumer):
-        def _try_assign(self) -> None:  # StreamConsumer's, with the owner filter
+        def _try_assign(self) -> None:
             wanted = set(self._consumer.assignment())
             for topic in self.cfg.topics:
-                for p in self._consumer.partitions_for_topic(topic) or ():
-                    if partition_owner((topic, p), workers) == index:
-                        wanted.add(KafkaTP(topic, p))
+                wanted.update(KafkaTP(topic, p) for p in self._consumer.partitions_for_topic(topic) or ()
+                              if mine((topic, p)))
             current = set(self._consumer.assignment())
             if wanted != current:
                 self._consumer.assign(sorted(wanted))
@@ -126,8 +137,36 @@ def subset_consumer(cfg: Any, index: int, workers: int, **overrides: Any) -> Any
             self._assigned_topics = {t for t in self.cfg.topics if self._consumer.partitions_for_topic(t)}
             self._next_assign_check = time.monotonic() + (1.0 if self._missing_topics() else 30.0)
 
-    if not cfg.assign:
-        raise ValueError("subset_consumer needs kafka.assign: true (group members split partitions themselves)")
+    return _Subset(cfg, **overrides)
+
+
+def _confluent_subset(cfg: Any, mine: Callable[[TopicPartition], bool], **overrides: Any) -> Any:
+    from confluent_kafka import OFFSET_INVALID, KafkaException
+    from confluent_kafka import TopicPartition as ConfluentTP
+
+    from lifelong.stream.confluent_consumer import ConfluentStreamConsumer
+    from lifelong.stream.consumer import RebalanceEvent
+
+    class _Subset(ConfluentStreamConsumer):
+        def _try_assign(self) -> None:
+            wanted = set(self._assigned)
+            try:
+                meta = self._consumer.list_topics(timeout=5)
+            except KafkaException:
+                meta = None
+            known = set()
+            for topic in self.cfg.topics:
+                info = meta.topics.get(topic) if meta is not None else None
+                if info is not None and info.error is None:
+                    known.add(topic)
+                    wanted.update((topic, p) for p in info.partitions if mine((topic, p)))
+            added = wanted - self._assigned
+            if added:
+                self._consumer.assign([ConfluentTP(t, p, OFFSET_INVALID) for t, p in sorted(wanted)])
+                self._assigned = wanted
+                self._events.append(RebalanceEvent("assigned", frozenset(added)))
+            self._next_assign_check = time.monotonic() + (1.0 if set(self.cfg.topics) - known else 30.0)
+
     return _Subset(cfg, **overrides)
 
 
@@ -417,9 +456,6 @@ def open_stream(cfg: Any, *, prefetch: int = 0, workers: int = 1, decode: Decode
     if workers <= 1:
         factories: list[Factory] = [lambda: open_consumer(cfg, **overrides)]
     elif cfg.assign:
-        if cfg.client != "kafka-python":
-            raise ValueError("fetch_workers > 1 with kafka.assign needs kafka.client: kafka-python "
-                             "(or use group mode, where members split the partitions)")
         factories = [lambda i=i: subset_consumer(cfg, i, workers, **overrides) for i in range(workers)]
     else:
         factories = [lambda: open_consumer(cfg, **overrides) for _ in range(workers)]

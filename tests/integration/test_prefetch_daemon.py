@@ -46,7 +46,8 @@ def learn(config: Settings, seen: list[tuple[int, int]]) -> Daemon:
     return daemon
 
 
-@pytest.mark.parametrize(("client", "workers"), [("kafka-python", 1), ("kafka-python", 2), ("confluent", 1)])
+@pytest.mark.parametrize(("client", "workers"), [("kafka-python", 1), ("kafka-python", 2), ("confluent", 1),
+                                                ("confluent", 2)])
 def test_stop_and_resume_learns_every_record_once(
     client: str, workers: int, shared_broker: EmbeddedBroker, make_topic: Callable[..., str], tmp_path: Path,
 ) -> None:
