@@ -436,9 +436,10 @@ class Daemon:
             self.reactor.apply(detections, self.learner)
             if self.learner.boundaries > before:
                 self.metrics.boundaries.labels("drift").inc(self.learner.boundaries - before)
-            for detection in detections:
-                self.metrics.observe_drift(detection.detector)
-            self.stats.drifts += len(detections)
+            drifts = [d for d in detections if not d.warning]  # warnings (drift.warnings: true) are logged only
+            for detection in drifts:
+                self.metrics.observe_drift(detection.detector, detection.timestamp)
+            self.stats.drifts += len(drifts)
         replay = self.learner.plugin_metrics().get("samples_per_class")
         if replay:
             self.metrics.set_replay(replay)
