@@ -175,9 +175,10 @@ class Daemon:
                 threads = max(1, (os.cpu_count() or 1) - d.fetch_workers)
             if threads:
                 torch.set_num_threads(threads)
-            if d.compile:
-                learner.model.features.compile()
-                learner.model.head.compile()
+            if d.compile:  # in place: parameters and state_dict keys stay as they are
+                for part in (getattr(learner.model, "backbone", None), learner.model.head):
+                    if part is not None:
+                        part.compile()
             if d.autocast == "bf16":
                 process, device_type = learner.process, learner.device.type
 
