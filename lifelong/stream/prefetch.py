@@ -398,9 +398,15 @@ class PrefetchingConsumer:
         todo = dict(offsets)
         self._broadcast(lambda c: c.seek(todo), purge=set(todo))
 
-    def lag(self) -> dict[TopicPartition, int]:
+    def lag(self, timeout_s: float = 5.0) -> dict[TopicPartition, int]:
+        """Per-partition lag from every worker; {} when a worker is busy longer (a group join): the gauge
+        just keeps its last value, the loop is not held up."""
         merged: dict[TopicPartition, int] = {}
-        for result in self._broadcast(lambda c: c.lag()):
+        try:
+            results = self._broadcast(lambda c: c.lag(), timeout_s=timeout_s)
+        except TimeoutError:
+            return {}
+        for result in results:
             merged.update(result or {})
         return merged
 

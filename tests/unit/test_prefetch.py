@@ -224,3 +224,15 @@ def test_partition_owner_is_stable_and_spreads() -> None:
     owners = [partition_owner(("events", p), 3) for p in range(12)]
     assert owners == [partition_owner(("events", p), 3) for p in range(12)]
     assert sorted(set(owners)) == [0, 1, 2]
+
+
+def test_lag_does_not_hold_the_loop_while_the_worker_is_busy() -> None:
+    fake = ScriptedConsumer([])
+    fake.poll_gate.clear()  # the worker sits inside poll, as in a long group join
+    with PrefetchingConsumer([lambda: fake], depth=2) as consumer:
+        time.sleep(0.05)
+        start = time.monotonic()
+        assert consumer.lag(timeout_s=0.2) == {}
+        assert time.monotonic() - start < 1.0
+        fake.poll_gate.set()
+        assert consumer.lag() == {("t", 0): 0, ("t", 1): 0}
