@@ -92,8 +92,7 @@ def method_overrides(method: str, scenario: str, memory: int) -> dict[str, Any]:
         "lwf": {"strategies": [{"name": "lwf", "alpha": 1.0, "temperature": 2.0}]},
         "er": {"replay": {"kind": "reservoir", "capacity": memory, "batch_size": replay_batch}},
         "er_cb": {"replay": {"kind": "class_balanced", "capacity": memory, "batch_size": replay_batch}},
-        # exemplars + candidate pool (pool_size defaults to capacity) hold at most ``memory`` samples together
-        "icarl": {"replay": {"kind": "herding", "capacity": memory // 2, "batch_size": replay_batch, "nme": True}},
+        "icarl": {"replay": {"kind": "herding", "capacity": memory, "batch_size": replay_batch, "nme": True}},
         "derpp": {"strategies": [{"name": "derpp", "memory": memory, "alpha": 1.0, "beta": 0.5,
                                   "batch_size": replay_batch}]},
         "agem": {"strategies": [{"name": "agem", "memory": memory, "sample_size": 256}]},

@@ -67,14 +67,20 @@ class ClassBalancedBuffer(Buffer):
             own.append(slot)
             return slot
         largest = max(len(v) for v in self.slots_of.values())
-        if len(own) < largest:  # evict a random sample of a random largest class
+        if len(own) < largest:  # evict a sample of a random largest class
             big = sorted(c for c, v in self.slots_of.items() if len(v) == largest)
-            victim = self.slots_of[big[int(draw[0] * len(big))]]
-            slot = victim.pop(int(draw[1] * len(victim)))
+            victim = big[int(draw[0] * len(big))]
+            slot = self._evict(victim, draw[1])
+            self.slots_of[victim].remove(slot)
             insort(own, slot)
             return slot
         j = int(draw[0] * self.class_seen[cls])  # reservoir within the class
         return own[j] if j < len(own) else None
+
+    def _evict(self, cls: int, draw: float) -> int:
+        """Which slot of ``cls`` gives way to another class: a random one (reservoir within the class)."""
+        own = self.slots_of[cls]
+        return own[int(draw * len(own))]
 
     def samples_per_class(self) -> dict[int, int]:
         return {cls: len(v) for cls, v in sorted(self.slots_of.items()) if v}

@@ -3,13 +3,15 @@
 Buzzega, P., Boschini, M., Porrello, A., Abati, D. & Calderara, S. (2020). Dark Experience for General Continual
 Learning: a Strong, Simple Baseline. NeurIPS. Its own reservoir buffer keeps (x, y, logits); each step adds
 ``alpha * MSE(model(x'), logits')`` on one replayed minibatch and ``beta * CE(model(x''), y'')`` on another.
-Logits are stored once per micro-batch, after it was learnt, together with the mask of the classes seen then:
-the MSE compares only those entries (a class activated later starts from a fresh head row, see models.zoo).
+Logits are stored once per micro-batch, after it was learnt, together with the mask of the classes seen then.
+``match="seen"`` compares only those entries (a class activated later starts from a fresh head row, see
+models.zoo); ``match="all"`` compares every logit, as the paper does with an unmasked head: the stored logits
+of classes not yet seen then hold the new classes' logits down on old samples, against recency bias.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -29,8 +31,9 @@ class DERpp(Plugin):
     name = "derpp"
 
     def __init__(self, alpha: float = 0.3, beta: float = 0.5, memory: int = 500, batch_size: int = 32,
-                 seed: int = 0):
+                 match: Literal["seen", "all"] = "seen", seed: int = 0):
         self.alpha, self.beta = float(alpha), float(beta)
+        self.match = match
         self.memory, self.batch_size, self.seed = int(memory), int(batch_size), int(seed)
         self.buffer: ReservoirBuffer | None = None
 
@@ -44,8 +47,9 @@ class DERpp(Plugin):
         terms: list[Tensor] = []
         if self.alpha > 0:
             rows = buf.sample(self.batch_size)
-            mask = rows["mask"]
-            diff = (ctx.model(rows["x"]) - rows["logits"]) * mask
+            diff = ctx.model(rows["x"]) - rows["logits"]
+            if self.match == "seen":
+                diff = diff * rows["mask"]
             terms.append(self.alpha * diff.pow(2).mean())
         if self.beta > 0:
             rows = buf.sample(self.batch_size)

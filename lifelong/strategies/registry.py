@@ -79,6 +79,9 @@ class DERppParams(Params):
     beta: NonNegativeFloat = Field(0.5, description="Weight of the replayed-label term (0: plain DER).")
     memory: PositiveInt = Field(500, description="Samples in its own reservoir buffer.")
     batch_size: PositiveInt = Field(32, description="Replayed samples per term per step.")
+    match: Literal["seen", "all"] = Field(
+        "seen", description="Logits compared: those of classes seen when stored, or all (as with an unmasked head)."
+    )
 
 
 class AGEMParams(Params):

@@ -55,31 +55,43 @@ def test_herding_subsets_against_brute_force_over_all_subsets():
     assert sum(ranks[2]) / 40 < 0.1 and sum(ranks[3]) / 40 < 0.1
 
 
-def test_boundary_herds_new_classes_and_cuts_old_ones_in_herding_order():
-    buf = HerdingBuffer(capacity=12, pool_size=40, seed=0)
+def test_boundary_ranks_by_herding_and_classes_giving_room_keep_their_herding_prefix():
+    buf = HerdingBuffer(capacity=12, seed=0)
     gen = torch.Generator().manual_seed(1)
     identity = lambda x: x  # noqa: E731 - features = inputs
     x01 = torch.randn(40, 3, generator=gen) + torch.tensor([3.0, 0, 0])
     y01 = torch.arange(40) % 2
     buf.insert(x01, y01)
-    assert len(buf) == 40 and buf.n_exemplars == 0
+    assert buf.samples_per_class() == {0: 6, 1: 6} and len(buf) == 12  # candidates: 6 per class
+    stored = {cls: buf.items_of(cls)["x"] for cls in (0, 1)}
     buf.on_boundary(identity)
-    assert buf.samples_per_class() == {0: 6, 1: 6} and len(buf.pool) == 0
-    for cls in (0, 1):
-        candidates = x01[y01 == cls]
-        expected = candidates[herd(nn.functional.normalize(candidates, dim=1), 6)]
-        assert torch.equal(buf.exemplars_of(cls)["x"], expected)
-    first_order = {cls: buf.exemplars_of(cls)["x"].clone() for cls in (0, 1)}
-    buf.insert(torch.randn(10, 3, generator=gen), torch.full((10,), 2))
-    buf.on_boundary(identity)
-    assert buf.samples_per_class() == {0: 4, 1: 4, 2: 4}
-    for cls in (0, 1):  # no new candidates: iCaRL's reduction keeps the first in herding order
-        assert torch.equal(buf.exemplars_of(cls)["x"], first_order[cls][:4])
+    ranked = {}
+    for cls in (0, 1):  # every class's samples, best-ranked first = herding order over them
+        expected = stored[cls][herd(nn.functional.normalize(stored[cls], dim=1), 6)]
+        ranked[cls] = buf.exemplars_of(cls)["x"]
+        assert torch.equal(ranked[cls], expected)
+    buf.insert(torch.randn(10, 3, generator=gen), torch.full((10,), 2))  # a new class takes its share
+    assert buf.samples_per_class() == {0: 4, 1: 4, 2: 4} and len(buf) == 12
+    for cls in (0, 1):  # iCaRL's reduction: the first 4 in herding order stay
+        assert torch.equal(buf.exemplars_of(cls)["x"], ranked[cls][:4])
+
+
+def test_candidates_give_way_before_ranked_exemplars_of_the_same_class():
+    buf = HerdingBuffer(capacity=6, seed=0)
+    buf.insert(torch.arange(4.0).unsqueeze(1), torch.zeros(4, dtype=torch.long))
+    buf.on_boundary(lambda x: torch.cat([x, torch.ones_like(x)], dim=1))
+    ranked = buf.exemplars_of(0)["x"].flatten().tolist()
+    buf.insert(torch.full((2, 1), 100.0), torch.zeros(2, dtype=torch.long))  # the class comes back: candidates
+    assert buf.exemplars_of(0)["x"].flatten().tolist() == ranked + [100.0, 100.0]
+    buf.insert(torch.full((3, 1), -5.0), torch.ones(3, dtype=torch.long))  # a new class needs three slots
+    assert buf.samples_per_class() == {0: 3, 1: 3}
+    assert buf.exemplars_of(0)["x"].flatten().tolist() == ranked[:3]  # candidates first, then the worst-ranked
 
 
 def test_nme_predicts_the_nearest_class_mean_in_feature_space():
     model = ContinualNet(nn.Identity(), feature_dim=2, max_classes=4, input_shape=(2,))
-    plugin = ReplayPlugin(lambda device: HerdingBuffer(40, device, seed=0), batch_size=8, nme=True)
+    plugin = ReplayPlugin(lambda device: HerdingBuffer(40, device, seed=0), batch_size=8, nme=True,
+                          nme_refresh_steps=1)
     learner = Learner(model, torch.optim.SGD(model.parameters(), lr=0.0), [plugin], batch_size=16)
     centres = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
     gen = torch.Generator().manual_seed(0)

@@ -36,7 +36,7 @@ def make_learner(plugin: Plugin, seed: int) -> Learner:
 MEMORIES: dict[str, Callable[[int], Plugin]] = {
     "reservoir": lambda seed: ReplayPlugin(lambda d: ReservoirBuffer(50, d, seed), batch_size=8),
     "class_balanced": lambda seed: ReplayPlugin(lambda d: ClassBalancedBuffer(50, d, seed), batch_size=8),
-    "herding": lambda seed: ReplayPlugin(lambda d: HerdingBuffer(48, d, seed, pool_size=30), batch_size=8, nme=True),
+    "herding": lambda seed: ReplayPlugin(lambda d: HerdingBuffer(48, d, seed), batch_size=8, nme=True),
     "generative": lambda seed: GenerativeReplay(batch_size=8, latent=4, hidden=16, seed=seed),
 }
 
