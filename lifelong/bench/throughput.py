@@ -505,12 +505,13 @@ def run_decay(opts: Options, put: Callable[..., None], task_factory: bool = True
     """A long run (default 500,000 events): the rate over its first and last 10% of events, and their ratio."""
     from lifelong.stream.broker import EmbeddedBroker
 
+    client = opts.clients[0] if opts.clients else "kafka-python"
     x, y = mnist_arrays(opts.decay_records, opts.decay_features)
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp, _bar(task_factory) as task:
         topic = f"decay-{uuid.uuid4().hex[:8]}"
         _feed(broker.bootstrap, topic, x, y, opts.partitions, opts.progress)
         del x
-        settings = daemon_settings(broker.bootstrap, topic, client=opts.clients[0], model="mlp", replay="reservoir",
+        settings = daemon_settings(broker.bootstrap, topic, client=client, model="mlp", replay="reservoir",
                                    features=opts.decay_features, n=opts.decay_records, opts=opts,
                                    checkpoint_dir=Path(tmp) / "decay")
         rate = daemon_rate(settings, on_progress=task("decay run", opts.decay_records))
@@ -518,7 +519,7 @@ def run_decay(opts: Options, put: Callable[..., None], task_factory: bool = True
     cpu_first, cpu_last = rate.window_rate(0.0, 0.1, clock=1), rate.window_rate(0.9, 1.0, clock=1)
     emit(f"  decay run deciles, events/s wall: {[round(r) for r in rate.deciles()]}")
     emit(f"  decay run deciles, events per CPU-second: {[round(r) for r in rate.deciles(clock=1)]}")
-    tags = {"client": opts.clients[0], "model": "mlp", "replay": "reservoir-500", "records": opts.decay_records,
+    tags = {"client": client, "model": "mlp", "replay": "reservoir-500", "records": opts.decay_records,
             "features": opts.decay_features, "batch_size": opts.batch_size, "prefetch": opts.prefetch}
     put("rate_first_10pct_events_per_s", first, "events/s", **tags)
     put("rate_last_10pct_events_per_s", last, "events/s", **tags)
