@@ -47,11 +47,11 @@ from lifelong.learner import Learner  # noqa: E402
 from lifelong.metrics.continual import average_accuracy, backward_transfer, forgetting  # noqa: E402
 
 BENCHMARK = "continual"
-METHODS = ["naive", "ewc", "si", "lwf", "er", "er_cb", "icarl", "derpp", "agem", "gr", "er_ewc"]
+METHODS = ["naive", "ewc", "si", "lwf", "er", "er_cb", "icarl", "derpp", "agem", "gr", "er_ewc", "er_ace"]
 LABELS = {
     "naive": "Naive fine-tuning", "ewc": "Online EWC", "si": "SI", "lwf": "LwF", "er": "ER (reservoir)",
     "er_cb": "ER (class-balanced)", "icarl": "iCaRL (herding + NME)", "derpp": "DER++", "agem": "A-GEM",
-    "gr": "Generative replay (cVAE)", "er_ewc": "ER + online EWC",
+    "gr": "Generative replay (cVAE)", "er_ewc": "ER + online EWC", "er_ace": "ER-ACE (reservoir)",
 }
 MEMORY_FREE = {"naive", "ewc", "si", "lwf", "gr"}  # no stored samples: the memory size does not apply
 
@@ -100,6 +100,8 @@ def method_overrides(method: str, scenario: str, memory: int) -> dict[str, Any]:
                           "generator_latent": 32}},
         "er_ewc": {"replay": {"kind": "reservoir", "capacity": memory, "batch_size": replay_batch},
                    "strategies": [{"name": "ewc", "lam": lam}]},
+        "er_ace": {"replay": {"kind": "reservoir", "capacity": memory, "batch_size": replay_batch},
+                   "strategies": [{"name": "ace"}]},
     }
     if method not in table:
         raise SystemExit(f"unknown method {method!r}; choose from {', '.join(METHODS)}")

@@ -211,7 +211,8 @@ class Learner:
         features = self.model.features(ctx.inputs)
         ctx.features = features
         ctx.logits = self.masked(self.model.head(features))
-        loss = nn.functional.cross_entropy(ctx.logits, ctx.targets)
+        scored = ctx.logits if ctx.loss_mask is None else ctx.logits.masked_fill(~ctx.loss_mask, MASKED_LOGIT)
+        loss = nn.functional.cross_entropy(scored, ctx.targets)
         for plugin in self.plugins:
             extra = plugin.loss(ctx)
             if extra is not None:

@@ -1,5 +1,6 @@
 """Continual-learning strategies as plugins on the learner's loop, and the registry that builds them."""
 
+from lifelong.strategies.ace import ACE
 from lifelong.strategies.agem import AGEM
 from lifelong.strategies.base import Plugin, StepContext
 from lifelong.strategies.derpp import DERpp
@@ -12,6 +13,7 @@ from lifelong.strategies.registry import STRATEGIES, build_memory, build_plugins
 from lifelong.strategies.si import SI
 
 __all__ = [
+    "ACE",
     "AGEM",
     "EWC",
     "MAS",

@@ -7,7 +7,7 @@ reaches into the training loop's internals. Hooks run in the order the plugins a
 Lifecycle of one micro-batch (see ``lifelong.learner.Learner.process``)::
 
     predict (eval, no grad) -> activate new classes -> for each gradient step:
-        before_step(ctx)          may append replayed samples to ctx.inputs/ctx.targets
+        before_step(ctx)          may append replayed samples to ctx.inputs/ctx.targets, or set ctx.loss_mask
         forward                   ctx.logits = model(ctx.inputs), masked to seen classes
         loss(ctx) -> Tensor|None  extra terms added to cross-entropy (EWC penalty, distillation, DER++ ...)
         backward
@@ -46,6 +46,7 @@ class StepContext:
     loss: Tensor | None = None
     step: int = 0
     extras: dict[str, Any] = field(default_factory=dict)
+    loss_mask: Tensor | None = None  # (rows, classes) bool: classes each row's cross-entropy spans; None: all seen
 
     @property
     def n_stream(self) -> int:

@@ -22,6 +22,7 @@ from pydantic import (
     ValidationError,
 )
 
+from lifelong.strategies.ace import ACE
 from lifelong.strategies.agem import AGEM
 from lifelong.strategies.base import Plugin
 from lifelong.strategies.derpp import DERpp
@@ -104,6 +105,7 @@ STRATEGIES: dict[str, StrategyEntry] = {
     "lwf": StrategyEntry(LwFParams, lambda p, seed: LwF(**p.model_dump())),
     "derpp": StrategyEntry(DERppParams, lambda p, seed: DERpp(**p.model_dump(), seed=seed)),
     "agem": StrategyEntry(AGEMParams, lambda p, seed: AGEM(**p.model_dump(), seed=seed)),
+    "ace": StrategyEntry(NoParams, lambda p, seed: ACE()),
 }
 
 

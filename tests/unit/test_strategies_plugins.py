@@ -130,3 +130,32 @@ def test_every_strategy_resumes_exactly_from_a_weights_only_checkpoint(name: str
         learner.process(*blobs(5, [0, 3]))
     a, b = params(first.model), params(second.model)
     assert all(torch.equal(a[n], b[n]) for n in a), name
+
+
+def test_ace_scores_stream_rows_only_over_their_own_classes():
+    from lifelong.replay import ReplayPlugin, ReservoirBuffer
+    from lifelong.strategies import ACE
+
+    memory = ReplayPlugin(lambda d: ReservoirBuffer(64, d, 0), batch_size=16)
+    learner = learner_with([memory, ACE()], lr=0.0)
+    learner.process(*blobs(0, [0, 1]))
+    seen: dict[str, torch.Tensor] = {}
+
+    class Grab(Plugin):
+        name = "grab"
+
+        def after_backward(self, ctx):
+            seen["mask"] = ctx.loss_mask.clone()
+            seen["grad"] = ctx.model.head.bias.grad.clone()
+            seen["rows"] = torch.tensor([ctx.n_stream, ctx.targets.shape[0]])
+
+    learner.plugins.append(Grab())
+    x, y = blobs(1, [2])  # a new class alone in the micro-batch
+    learner.process(x, y)
+    n, total = seen["rows"].tolist()
+    assert total > n  # replayed rows were appended
+    mask = seen["mask"]
+    assert mask[:n].sum(1).eq(1).all() and mask[:n, 2].all()  # stream rows: only their own class
+    assert mask[n:, :3].all() and not mask[n:, 3:].any()  # replayed rows: every seen class
+    # old classes' logits get gradient only from replayed rows: with ACE their bias is not pushed by class 2
+    assert float(seen["grad"][0]) != 0.0
