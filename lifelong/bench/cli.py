@@ -45,6 +45,7 @@ def bench(
     decay_run: Annotated[bool, typer.Option(
         "--decay-run", help="Also run the rate-decay check: one long run, first vs last 10% of events.")] = False,
     decay_records: Annotated[int, typer.Option(help="Events of the decay run.")] = 500_000,
+    decay_repeats: Annotated[int, typer.Option(help="Decay runs (on one topic); medians are recorded.")] = 3,
     decay_features: Annotated[int, typer.Option(
         help="Features per record in the decay run: 784, or 196/49 (pooled) to keep the broker's memory small.",
     )] = 784,
@@ -79,6 +80,7 @@ def bench(
         momentum=momentum, prefetch=prefetch,
         fetch_workers=fetch_workers, partitions=partitions, torch_threads=torch_threads, autocast=autocast,
         device=device, with_deep_river=with_deep_river, decay_run=decay_run, decay_records=decay_records,
+        decay_repeats=decay_repeats,
         decay_features=decay_features, ablation=ablation, ablation_records=ablation_records,
         compile=compile_model, cache_dir=cache_dir, record_results=not no_record,
     )
