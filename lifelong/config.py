@@ -134,6 +134,9 @@ class OptimConfig(Section):
     batch_size: PositiveInt = Field(default=32, description="Samples per gradient step (split of a micro-batch).")
     steps_per_batch: PositiveInt = Field(default=1, description="Passes over each micro-batch.")
     grad_clip: PositiveFloat | None = Field(default=None, description="Clip the gradient norm to this.")
+    fused: bool | None = Field(
+        default=None, description="Fused optimizer kernel (sgd, adam, adamw on CPU and CUDA); none: on where "
+        "available (Adam on 2 CPU cores: +30% learner rate, same predictions).")
 
 
 class ReplayConfig(Section):

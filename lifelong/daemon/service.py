@@ -156,7 +156,7 @@ class Daemon:
         fetch threads that also decode (lifelong.stream.prefetch), and the learner is tuned for that split: on
         the CPU torch keeps the cores the fetch threads leave (two busy OpenMP threads sharing two cores with a
         fetch thread ran the learner several times slower than one), plus the optional bf16 autocast and
-        torch.compile of ``daemon.autocast`` / ``daemon.compile``.
+        torch.compile of ``daemon.autocast`` / ``daemon.compile``, and the fused optimizer kernel of ``optim.fused``.
         """
         import os
 
@@ -187,8 +187,20 @@ class Daemon:
                         return process(x, y)
 
                 learner.process = autocast_process
-            log.info("learner: %d torch threads, autocast %s, compile %s", torch.get_num_threads(), d.autocast,
-                     d.compile)
+            fused = self.settings.optim.fused
+            if fused is None:  # auto: where PyTorch has a fused kernel for this optimizer and device
+                fused = isinstance(learner.optimizer, torch.optim.SGD | torch.optim.Adam | torch.optim.AdamW) and (
+                    learner.device.type in ("cpu", "cuda"))
+            for group in learner.optimizer.param_groups:  # read by step() on every call
+                group["fused"] = bool(fused)
+                if fused:
+                    group["foreach"] = False
+            if fused:  # restored step counters as the fused kernels keep them: float32 on the parameters' device
+                for state in learner.optimizer.state.values():
+                    if torch.is_tensor(state.get("step")):
+                        state["step"] = state["step"].to(learner.device, torch.float32)
+            log.info("learner: %d torch threads, autocast %s, compile %s, fused optimizer %s",
+                     torch.get_num_threads(), d.autocast, d.compile, bool(fused))
         codec = self._codec()
 
         def decode(records: list[RawRecord]) -> DecodedBatch:

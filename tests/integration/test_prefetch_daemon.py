@@ -30,6 +30,7 @@ def settings(bootstrap: str, topic: str, ckpt: Path, client: str, workers: int, 
                "client": client, "poll_timeout_ms": 1000, "max_poll_records": 500},
         codec={"name": "f32", "num_features": FEATURES},
         model={"name": "mlp", "input_shape": [FEATURES], "hidden": [32], "max_classes": 10},
+        optim={"name": "adam", "lr": 0.002},  # optimizer state (step counters) across the restart
         metrics={"port": 0},
         checkpoint={"dir": str(ckpt), "every_events": 2_000},
         daemon={"device": "cpu", "prefetch": 2, "fetch_workers": workers, "max_events": max_events,
@@ -106,4 +107,5 @@ def test_learner_flags_threads_and_bf16_autocast(
     finally:
         torch.set_num_threads(before)
     assert stats.events == 600
+    assert all(group["fused"] for group in daemon.learner.optimizer.param_groups)  # optim.fused: auto
     assert torch.bfloat16 in dtypes[1:] and daemon.learner.model.head.weight.dtype == torch.float32
