@@ -59,6 +59,7 @@ class Options:
     optimizer: str = "adam"  # SGD reached 0.69-0.83 prequential accuracy over 10k MNIST events, Adam 0.87
     lr: float = 0.002
     momentum: float = 0.0
+    fused: bool | None = None  # optim.fused; None: the daemon's auto (fused where available)
     micro_batch: int | None = 64
     prefetch: int = 2
     fetch_workers: int = 1
@@ -186,7 +187,8 @@ def daemon_settings(bootstrap: str, topic: str, *, client: str, model: str, repl
                "assign": True, "client": client, "poll_timeout_ms": 1000},
         codec={"name": "f32", "num_features": features},
         model={"name": model, "input_shape": shape, "hidden": [256, 256], "max_classes": 10},
-        optim={"name": opts.optimizer, "lr": opts.lr, "momentum": opts.momentum, "batch_size": opts.batch_size},
+        optim={"name": opts.optimizer, "lr": opts.lr, "momentum": opts.momentum, "batch_size": opts.batch_size,
+               "fused": opts.fused},
         replay={"kind": replay, "capacity": 500, "batch_size": opts.replay_batch_size},
         drift={"detectors": [{"detector": "ADWIN", "signal": "error"}], "reactions": [{"name": "alert"}]},
         metrics={"port": 0},
@@ -392,7 +394,8 @@ def run_throughput(opts: Options, emit: Callable[[str], None] = print) -> dict[s
                         tags = {"client": client, "model": model, "replay": replay if replay == "none" else
                                 f"{replay}-500", "optimizer": f"{opts.optimizer}(lr={opts.lr:g}"
                                 f"{f', momentum={opts.momentum:g}' if opts.optimizer == 'sgd' else ''})",
-                                "batch_size": opts.batch_size, "micro_batch": opts.micro_batch,
+                                "fused": "auto" if opts.fused is None else opts.fused,
+                            "batch_size": opts.batch_size, "micro_batch": opts.micro_batch,
                                 "prefetch": opts.prefetch, "autocast": opts.autocast,
                                 "fetch_workers": opts.fetch_workers}
                         raws, ends, ratios, accs, prefix_accs = [], [], [], [], []
