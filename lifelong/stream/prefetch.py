@@ -245,6 +245,7 @@ class _Worker(threading.Thread):
         self.assignment: set[TopicPartition] = set()
         self.connected = True
         self.consumer: Any = None
+        self.died: BaseException | None = None
 
     def submit(self, request: _Request) -> Future:
         self.requests.append(request)
@@ -304,9 +305,15 @@ class _Worker(threading.Thread):
                 held = self.assignment
                 fetched = Prefetched(list(records)).select(lambda r, held=held: (r.topic, r.partition) in held)
                 if fetched and owner.decode is not None:
-                    fetched.batch = owner.decode(fetched.records)
+                    try:
+                        fetched.batch = owner.decode(fetched.records)
+                    except Exception:  # noqa: BLE001 - the main loop decodes them itself and sees the error
+                        log.exception("decode failed on the fetch thread; the main loop will decode this batch")
                 if fetched:
                     channel.put("batch", fetched)
+        except BaseException as exc:  # a bug, not a broker error: the main loop raises it from poll()
+            self.died = exc
+            log.exception("fetch thread %d stopped", self.index)
         finally:
             self._serve()
             with contextlib.suppress(Exception):
@@ -351,6 +358,9 @@ class PrefetchingConsumer:
         timeout = (timeout_ms if timeout_ms is not None else 1000) / 1000
         item = self.channel.get(timeout)
         if item is None:
+            for worker in self.workers:
+                if worker.died is not None:
+                    raise RuntimeError(f"fetch thread {worker.index} stopped: {worker.died!r}") from worker.died
             return Prefetched([])
         kind, value = item
         if kind == "batch":

@@ -236,3 +236,21 @@ def test_lag_does_not_hold_the_loop_while_the_worker_is_busy() -> None:
         assert time.monotonic() - start < 1.0
         fake.poll_gate.set()
         assert consumer.lag() == {("t", 0): 0, ("t", 1): 0}
+
+
+def test_decode_failure_hands_raw_records_to_the_caller() -> None:
+    def broken(_records):
+        raise ValueError("codec bug")
+
+    fake = ScriptedConsumer([([record(0, 0)], [])])
+    with PrefetchingConsumer([lambda: fake], depth=2, decode=broken) as consumer:
+        fetched = consumer.poll(2000)
+    assert [r.offset for r in fetched.records] == [0] and fetched.batch is None
+
+
+def test_a_dead_fetch_thread_is_raised_by_poll() -> None:
+    fake = ScriptedConsumer([([42], [])])  # not a record: the worker loop fails, a bug rather than a broker error
+    with PrefetchingConsumer([lambda: fake], depth=2) as consumer:
+        time.sleep(0.1)
+        with pytest.raises(RuntimeError, match="fetch thread 0 stopped"):
+            consumer.poll(100)
