@@ -28,6 +28,7 @@ def bench(
     cnn_records: Annotated[int, typer.Option(help="Events the daemon learns with the CNN (slower).")] = 20_000,
     river_records: Annotated[int, typer.Option(help="Prefix learned by river (and deep-river).")] = 10_000,
     batch_size: Annotated[int, typer.Option(help="optim.batch_size of the daemon.")] = 32,
+    hidden: Annotated[str, typer.Option(help="MLP hidden widths, comma list (784-256-256-10 by default).")] = "256,256",
     replay_batch_size: Annotated[int, typer.Option(help="replay.batch_size: replayed rows per step.")] = 32,
     micro_batch: Annotated[int, typer.Option(help="daemon.micro_batch (0: each fetch as it comes).")] = 64,
     optimizer: Annotated[str, typer.Option(help="optim.name: sgd, adam or adamw.")] = "adam",
@@ -76,6 +77,7 @@ def bench(
     opts = Options(
         records=records, clients=_split(clients), models=_split(models), replays=_split(replays), repeats=repeats,
         cnn_records=cnn_records, river_records=river_records, batch_size=batch_size,
+        hidden=[int(h) for h in _split(hidden)],
         replay_batch_size=replay_batch_size, micro_batch=micro_batch or None, optimizer=optimizer, lr=lr,
         momentum=momentum, prefetch=prefetch,
         fetch_workers=fetch_workers, partitions=partitions, torch_threads=torch_threads, autocast=autocast,
