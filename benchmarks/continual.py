@@ -495,7 +495,9 @@ def render_markdown(path: Path | None = None) -> Path:
              "One pass over the stream, prequential, boundaries from a schedule (never task labels on events).",
              "Split-MNIST: class-incremental, 5 tasks x 2 classes, micro-batches of 10. Permuted-MNIST: domain-"
              "incremental, 10 tasks, micro-batches of 128, one epoch per task. Mean ± std over seeds; events/s is"
-             " the median over seeds of stream events per second of learning (evaluation excluded).", ""]
+             " the median over seeds of stream events per second of learning (evaluation excluded), consumed from the"
+             " broker and decoded for `source=broker`, measured with one torch thread on a 2-core CPU shared with"
+             " other jobs (compare rows of one run only).", ""]
     for scenario in ("split", "permuted"):
         keys = sorted({k[:5] for k in latest if k[0] == scenario},
                       key=lambda k: (METHODS.index(k[1]) if k[1] in METHODS else 99, k[2], k[3], -(k[4] or 0)))
