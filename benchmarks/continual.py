@@ -457,6 +457,7 @@ AVALANCHE = ("Avalanche continual-learning-baselines README (ContinualAI/continu
              "commit 9d761b2), online table")
 PUBLISHED: dict[tuple[str, str], list[str]] = {
     ("split", "er_cb"): ["92 (Online Replay, class-balanced buffer, memory 1000, MLP 512, lr 0.1, batch 10) [A]"],
+    ("split", "derpp_ace"): ["target 92: Avalanche's Online Replay with memory 1000 [A]"],
     ("split", "gr"): ["75 (Generative Replay, batch (multi-epoch) table) [A]"],
     ("split", "lwf"): ["23 (LwF, batch (multi-epoch) table) [A]"],
     ("permuted", "agem"): ["81 (A-GEM, online) [A]"],

@@ -106,3 +106,11 @@ def test_per_class_counts_of_several_memories_add_up():
     learner.process(torch.randn(8, 4), torch.tensor([0, 1] * 4))
     counts = learner.plugin_metrics()["samples_per_class"]
     assert sum(counts.values()) == 11 and set(counts) == {0, 1}
+
+
+def test_every_yaml_example_in_the_readme_builds(tmp_path: Path):
+    blocks = README.read_text().split("```yaml\n")[1:]
+    assert len(blocks) >= 2
+    for block in blocks:
+        settings = load_settings(write(tmp_path, block.split("```")[0]))
+        assert build_plugins(settings) or settings.replay.kind == "none"
