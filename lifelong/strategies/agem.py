@@ -8,13 +8,13 @@ with ``g_ref`` is zero. Task-free here: the memory is its own reservoir over the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from lifelong.replay.reservoir import ReservoirBuffer
-from lifelong.strategies.base import Plugin, StepContext
+from lifelong.strategies.base import BufferedPlugin, StepContext
 
 if TYPE_CHECKING:
     from lifelong.learner import Learner
@@ -30,7 +30,7 @@ def project(g: Tensor, g_ref: Tensor) -> Tensor:
     return g - (dot / torch.dot(g_ref, g_ref).clamp(min=1e-12)) * g_ref
 
 
-class AGEM(Plugin):
+class AGEM(BufferedPlugin):
     """``memory``: episodic memory size in samples; ``sample_size``: memory samples per reference gradient."""
 
     name = "agem"
@@ -67,13 +67,3 @@ class AGEM(Plugin):
     def after_batch(self, learner: Learner, x: Tensor, y: Tensor) -> None:
         assert self.buffer is not None
         self.buffer.insert(x, y)
-
-    def metrics(self) -> dict[str, Any]:
-        return {"samples_per_class": self.buffer.samples_per_class() if self.buffer is not None else {}}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"buffer": self.buffer.state_dict()} if self.buffer is not None else {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state and self.buffer is not None:
-            self.buffer.load_state_dict(state["buffer"])

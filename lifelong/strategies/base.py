@@ -100,3 +100,19 @@ class Plugin:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
             raise ValueError(f"{self.name}: unexpected state keys {sorted(state)}")
+
+
+class BufferedPlugin(Plugin):
+    """A strategy that keeps its own memory in ``self.buffer`` (DER++, A-GEM): its occupancy and state."""
+
+    buffer: Any = None
+
+    def metrics(self) -> dict[str, Any]:
+        return {"samples_per_class": self.buffer.samples_per_class() if self.buffer is not None else {}}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"buffer": self.buffer.state_dict()} if self.buffer is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state and self.buffer is not None:
+            self.buffer.load_state_dict(state["buffer"])

@@ -11,13 +11,13 @@ of classes not yet seen then hold the new classes' logits down on old samples, a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor, nn
 
 from lifelong.replay.reservoir import ReservoirBuffer
-from lifelong.strategies.base import Plugin, StepContext
+from lifelong.strategies.base import BufferedPlugin, StepContext
 
 if TYPE_CHECKING:
     from lifelong.learner import Learner
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 MASKED = -1e9
 
 
-class DERpp(Plugin):
+class DERpp(BufferedPlugin):
     """``alpha``: logit-matching weight; ``beta``: label replay weight (0 gives plain DER)."""
 
     name = "derpp"
@@ -66,13 +66,3 @@ class DERpp(Plugin):
         learner.model.train(was_training)
         mask = learner.class_mask.to(logits.dtype).expand_as(logits)
         self.buffer.insert(x, y, logits=logits, mask=mask)
-
-    def metrics(self) -> dict[str, Any]:
-        return {"samples_per_class": self.buffer.samples_per_class() if self.buffer is not None else {}}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"buffer": self.buffer.state_dict()} if self.buffer is not None else {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state and self.buffer is not None:
-            self.buffer.load_state_dict(state["buffer"])
