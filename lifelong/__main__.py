@@ -2,4 +2,5 @@
 
 from lifelong.cli import app
 
-app()
+if __name__ == "__main__":  # a spawned child (daemon.fetcher: process) imports this module again
+    app()

@@ -137,6 +137,10 @@ class OptimConfig(Section):
     fused: bool | None = Field(
         default=None, description="Fused optimizer kernel (sgd, adam, adamw on CPU and CUDA); none: on where "
         "available (Adam on 2 CPU cores: +30% learner rate, same predictions).")
+    shared_forward: bool | None = Field(
+        default=None, description="Read each event's prediction off the training step's own forward pass "
+        "(before its update) instead of a separate no-grad pass: one forward pass fewer per event. none: on "
+        "unless the model has BatchNorm/dropout or a plugin replaces predictions (NME); true there is refused.")
 
 
 class ReplayConfig(Section):
@@ -289,6 +293,10 @@ class DaemonConfig(Section):
                                    "(first event, size, end offset per partition): what the model learned from.")
     prefetch: NonNegativeInt = Field(default=2, description="Decoded batches buffered ahead of the learner "
                                      "by a fetch thread that owns the Kafka client; 0: fetch and decode in the loop.")
+    fetcher: Literal["thread", "process"] = Field(
+        default="thread", description="Where prefetch fetches and decodes: thread (in the daemon's process), "
+        "or process (a child process: the client's Python no longer holds the learner's GIL; on 2 CPU cores "
+        "with kafka-python several times the end-to-end rate, see benchmarks/RESULTS.md).")
     fetch_workers: PositiveInt = Field(
         default=1, description="Fetch threads (with prefetch > 0), each owning a disjoint set of partitions: "
         "group members, or a stable hash of the partition with kafka.assign. More than one only pays "
@@ -296,9 +304,10 @@ class DaemonConfig(Section):
     torch_threads: NonNegativeInt | None = Field(
         default=None, description="Intra-op CPU threads of torch; none: with prefetch on the CPU, the cores "
         "the fetch threads leave (at least 1), else torch's default; 0: torch's default.")
-    autocast: Literal["off", "bf16"] = Field(
+    autocast: Literal["off", "bf16", "auto"] = Field(
         default="off", description="Run predict and train steps under bf16 autocast (CUDA, or CPUs with "
-        "bf16 kernels); weights and optimizer stay float32.")
+        "bf16 kernels); weights and optimizer stay float32. auto: bf16 on CPUs with AMX-BF16 (1.6x the learner "
+        "rate there), off elsewhere.")
     compile: bool = Field(default=False, description="torch.compile the model's features and head in place "
                           "(first batches are slow while it compiles; checkpoints are unchanged).")
 

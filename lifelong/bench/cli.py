@@ -26,19 +26,23 @@ def bench(
     replays: Annotated[str, typer.Option(help="Comma list: reservoir (memory 500), none.")] = "reservoir,none",
     repeats: Annotated[int, typer.Option(help="Repeats of each measurement; medians are recorded.")] = 3,
     cnn_records: Annotated[int, typer.Option(help="Events the daemon learns with the CNN (slower).")] = 20_000,
-    river_records: Annotated[int, typer.Option(help="Prefix learned by river (and deep-river).")] = 10_000,
-    batch_size: Annotated[int, typer.Option(help="optim.batch_size of the daemon.")] = 32,
+    river_records: Annotated[int, typer.Option(
+        help="Events learned by river (capped at RECORDS): its accuracy is compared with the daemon's over the "
+        "same prefix.")] = 100_000,
+    deep_river_records: Annotated[int, typer.Option(help="Prefix learned by deep-river (~300 events/s).")] = 10_000,
+    batch_size: Annotated[int, typer.Option(help="optim.batch_size of the daemon.")] = 256,
     hidden: Annotated[str, typer.Option(help="MLP hidden widths, comma list (784-256-256-10 by default).")] = "256,256",
-    replay_batch_size: Annotated[int, typer.Option(help="replay.batch_size: replayed rows per step.")] = 32,
-    micro_batch: Annotated[int, typer.Option(help="daemon.micro_batch (0: each fetch as it comes).")] = 64,
+    replay_batch_size: Annotated[int, typer.Option(help="replay.batch_size: replayed rows per step.")] = 256,
+    micro_batch: Annotated[int, typer.Option(help="daemon.micro_batch (0: each fetch as it comes).")] = 256,
     optimizer: Annotated[str, typer.Option(help="optim.name: sgd, adam or adamw.")] = "adam",
-    lr: Annotated[float, typer.Option(help="optim.lr.")] = 0.002,
+    lr: Annotated[float, typer.Option(help="optim.lr.")] = 0.005,
     momentum: Annotated[float, typer.Option(help="optim.momentum (sgd).")] = 0.0,
     prefetch: Annotated[int, typer.Option(help="daemon.prefetch (0: fetch and decode in the loop).")] = 2,
     fetch_workers: Annotated[int, typer.Option(help="daemon.fetch_workers (needs partitions > 1).")] = 1,
+    fetcher: Annotated[str, typer.Option(help="daemon.fetcher: process or thread.")] = "process",
     partitions: Annotated[int, typer.Option(help="Partitions of the benchmark topic.")] = 1,
     torch_threads: Annotated[int | None, typer.Option(help="daemon.torch_threads (default: auto).")] = None,
-    autocast: Annotated[str, typer.Option(help="daemon.autocast: off or bf16.")] = "off",
+    autocast: Annotated[str, typer.Option(help="daemon.autocast: off, bf16 or auto (bf16 on AMX CPUs).")] = "auto",
     device: Annotated[str, typer.Option(help="daemon.device: cpu, cuda or auto.")] = "cpu",
     with_deep_river: Annotated[bool, typer.Option(
         "--with-deep-river", help="Also measure deep-river (deep-river==0.3.4) from a venv of its own "
@@ -64,8 +68,8 @@ def bench(
 
     Feeds RECORDS f32 MNIST records into an embedded broker, then measures for each client, model and replay
     setting (a) the client's own consume+decode rate, (b) the real daemon in-process (predict, score, train
-    with replay, drift, metrics, checkpoints), (c) river's online learners on a prefix (and deep-river with
-    --with-deep-river). Prints and records b/a, b/c and the prequential accuracies (benchmarks/RESULTS.md).
+    with replay, drift, metrics, checkpoints), (c) river's online learners on the same events (and deep-river
+    on a prefix with --with-deep-river). Prints and records b/a, b/c and the prequential accuracies (benchmarks/RESULTS.md).
 
     Example: lifelong bench --records 100000 --clients kafka-python --models mlp --replays reservoir
     """
@@ -76,7 +80,8 @@ def bench(
         logging.getLogger(name).setLevel(logging.ERROR)
     opts = Options(
         records=records, clients=_split(clients), models=_split(models), replays=_split(replays), repeats=repeats,
-        cnn_records=cnn_records, river_records=river_records, batch_size=batch_size,
+        cnn_records=cnn_records, river_records=river_records, deep_river_records=deep_river_records,
+        batch_size=batch_size, fetcher=fetcher,
         hidden=[int(h) for h in _split(hidden)],
         replay_batch_size=replay_batch_size, micro_batch=micro_batch or None, optimizer=optimizer, lr=lr,
         momentum=momentum, prefetch=prefetch,

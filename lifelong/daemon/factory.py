@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from lifelong.config import Settings
-from lifelong.learner import Learner, build_optimizer, resolve_device
+from lifelong.learner import Learner, build_optimizer, resolve_autocast, resolve_device
 from lifelong.models import build_model
 
 log = logging.getLogger(__name__)
@@ -62,4 +62,5 @@ def build_learner(settings: Settings, device: torch.device | None = None) -> Lea
     optimizer = build_optimizer(o.name, model.parameters(), o.lr, o.momentum, o.weight_decay)
     plugins = build_plugins(settings)
     return Learner(model, optimizer, plugins, device=device, batch_size=o.batch_size,
-                   steps_per_batch=o.steps_per_batch, grad_clip=o.grad_clip)
+                   steps_per_batch=o.steps_per_batch, grad_clip=o.grad_clip,
+                   shared_forward=o.shared_forward, autocast=resolve_autocast(settings.daemon.autocast, device))

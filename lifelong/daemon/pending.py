@@ -34,7 +34,15 @@ class PendingRecords:
     def append(self, batch: DecodedBatch) -> None:
         if not len(batch):
             return
-        index = np.array([self._tp_index((t, int(p))) for t, p in zip(batch.topics, batch.partitions, strict=True)])
+        index = np.empty(len(batch), dtype=np.int64)
+        topics = set(batch.topics)
+        for topic in topics:  # one pass per (topic, partition), not per row
+            rows = slice(None) if len(topics) == 1 else np.array([t == topic for t in batch.topics], dtype=bool)
+            partitions = np.asarray(batch.partitions)[rows]
+            ids = np.empty(len(partitions), dtype=np.int64)
+            for partition in np.unique(partitions).tolist():
+                ids[partitions == partition] = self._tp_index((topic, int(partition)))
+            index[rows] = ids
         self._x.append(batch.x)
         self._y.append(batch.y)
         self._tp.append(index)

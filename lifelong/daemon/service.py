@@ -16,6 +16,7 @@ At-least-once and nothing lost:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import signal
@@ -179,14 +180,6 @@ class Daemon:
                 for part in (getattr(learner.model, "backbone", None), learner.model.head):
                     if part is not None:
                         part.compile()
-            if d.autocast == "bf16":
-                process, device_type = learner.process, learner.device.type
-
-                def autocast_process(x: Any, y: Any) -> Any:
-                    with torch.autocast(device_type, dtype=torch.bfloat16):
-                        return process(x, y)
-
-                learner.process = autocast_process
             fused = self.settings.optim.fused
             if fused is None:  # auto: where PyTorch has a fused kernel for this optimizer and device
                 fused = isinstance(learner.optimizer, torch.optim.SGD | torch.optim.Adam | torch.optim.AdamW) and (
@@ -199,19 +192,18 @@ class Daemon:
                 for state in learner.optimizer.state.values():
                     if torch.is_tensor(state.get("step")):
                         state["step"] = state["step"].to(learner.device, torch.float32)
-            log.info("learner: %d torch threads, autocast %s, compile %s, fused optimizer %s",
-                     torch.get_num_threads(), d.autocast, d.compile, bool(fused))
-        codec = self._codec()
-
-        def decode(records: list[RawRecord]) -> DecodedBatch:
-            return decode_records(records, codec, num_features=c.num_features, feature_shape=None,
-                                  max_classes=m.max_classes)
+            log.info("learner: %d torch threads, autocast %s, compile %s, fused optimizer %s, shared forward %s",
+                     torch.get_num_threads(), learner.autocast or "off", d.compile, bool(fused),
+                     learner.shared_forward)
+        # a partial, not a closure: it must pickle when the fetcher runs in a child process
+        decode = functools.partial(decode_records, codec=self._codec(), num_features=c.num_features,
+                                   feature_shape=None, max_classes=m.max_classes)
 
         delay = 0.5
         while not self._stop.is_set():
             try:
                 self.consumer = open_stream(self.settings.kafka, prefetch=d.prefetch, workers=d.fetch_workers,
-                                            decode=decode)
+                                            decode=decode, process=d.fetcher == "process")
                 self.dead_letters = DeadLetterWriter(self.settings.kafka)
                 return
             except Exception as exc:  # noqa: BLE001 - any client error at start is retried
@@ -355,21 +347,60 @@ class Daemon:
             self.consumer.seek(jumped)
         return kept
 
+    def _guard_runs(self, fetched: Any) -> DecodedBatch | None:
+        """The guard of :meth:`_guard` on a fetch process's :class:`Coordinates`: one step per partition, not per
+        record, when a partition's offsets are contiguous (the usual case). Returns the rows to learn, or None."""
+        from lifelong.stream.records import rows_from, select_rows
+
+        batch = fetched.batch
+        accepted: dict[TopicPartition, np.ndarray] = {}  # offsets to learn, per partition
+        jumped: dict[TopicPartition, int] = {}
+        all_new = True
+        for topic, partition, offsets in fetched.coords.runs:
+            tp = (topic, partition)
+            expected = self.positions.get(tp, int(offsets[0]))
+            if offsets[-1] - offsets[0] == len(offsets) - 1:  # contiguous
+                if offsets[0] > expected:
+                    jumped[tp], accepted[tp] = expected, offsets[:0]
+                else:
+                    accepted[tp] = offsets[offsets >= expected]
+                    self.positions[tp] = max(expected, int(offsets[-1]) + 1)
+            else:  # a gap: walk it as _guard does
+                kept = self._guard([RawRecord(topic, partition, int(o), None, None) for o in offsets.tolist()])
+                accepted[tp] = np.asarray([r.offset for r in kept], dtype=np.int64)
+            all_new &= len(accepted[tp]) == len(offsets)
+        if all_new:
+            return batch
+        if jumped:
+            log.warning("consumer ahead of the checkpoint on %s: seeking back", _fmt_offsets(jumped))
+            self.consumer.seek(jumped)
+        keep = np.zeros(len(batch), dtype=bool)
+        for (topic, partition), offsets in accepted.items():
+            keep |= rows_from(batch, topic, partition) & np.isin(batch.offsets, offsets)
+        bad = [b for b in batch.bad if b.record.offset in set(accepted.get((b.record.topic, b.record.partition), ()))]
+        kept = select_rows(batch, keep, bad)
+        return kept if kept.total else None
+
     def _handle_records(self, records: list[RawRecord]) -> None:
         """Guard, decode (unless the fetch thread did), dead-letter the bad, learn full micro-batches."""
         from lifelong.stream.codecs import decode_records
         from lifelong.stream.prefetch import Prefetched, filter_batch
 
-        raw = records.records if isinstance(records, Prefetched) else records
-        kept = self._guard(raw)
-        if not kept:
-            return
-        if isinstance(records, Prefetched) and records.batch is not None:
-            batch = records.batch if len(kept) == len(raw) else filter_batch(records.batch, kept)
+        if isinstance(records, Prefetched) and records.coords is not None:
+            batch = self._guard_runs(records)
+            if batch is None:
+                return
         else:
-            c, m = self.settings.codec, self.settings.model
-            batch = decode_records(kept, self._codec(), num_features=c.num_features,
-                                   feature_shape=None, max_classes=m.max_classes)
+            raw = records.records if isinstance(records, Prefetched) else records
+            kept = self._guard(raw)
+            if not kept:
+                return
+            if isinstance(records, Prefetched) and records.batch is not None:
+                batch = records.batch if len(kept) == len(raw) else filter_batch(records.batch, kept)
+            else:
+                c, m = self.settings.codec, self.settings.model
+                batch = decode_records(kept, self._codec(), num_features=c.num_features,
+                                       feature_shape=None, max_classes=m.max_classes)
         if batch.bad:
             self.dead_letters.write(batch.bad)
             reasons = [bad.reason for bad in batch.bad]

@@ -95,6 +95,9 @@ class ReplayPlugin(Plugin):
         self._means = (key, means, present)
         return means, present
 
+    def replaces_predictions(self) -> bool:
+        return self.nme
+
     def predict(self, learner: Learner, x: Tensor, logits: Tensor) -> Tensor | None:
         if not self.nme or len(self._buf()) == 0:
             return None

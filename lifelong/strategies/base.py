@@ -90,6 +90,11 @@ class Plugin:
         """Replace the scores used for prediction (e.g. nearest-mean-of-exemplars); None keeps ``logits``."""
         return None
 
+    def replaces_predictions(self) -> bool:
+        """Whether ``predict`` may replace the model's scores. The learner then runs a separate prediction pass
+        instead of reading predictions off the training step's forward (see ``Learner.shared_forward``)."""
+        return type(self).predict is not Plugin.predict
+
     def metrics(self) -> dict[str, Any]:
         """Gauges the daemon may export (e.g. memory occupancy per class under ``samples_per_class``)."""
         return {}

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from lifelong.stream.records import DecodedBatch, RawRecord, TopicPartition
+from lifelong.stream.records import Coordinates, DecodedBatch, RawRecord, TopicPartition, rows_from, select_rows
 
 __all__ = ["Prefetched", "PrefetchingConsumer", "open_stream", "partition_owner", "subset_consumer"]
 
@@ -56,18 +56,25 @@ class Prefetched:
     records: list[RawRecord]
     batch: DecodedBatch | None = None
     events: bool = False  # a rebalance came before the next batch: drain_events() has it
+    coords: Coordinates | None = None  # instead of ``records`` (from a fetch process): see ``Coordinates``
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.coords) if self.coords is not None else len(self.records)
 
     def __bool__(self) -> bool:
-        return bool(self.records)
+        return len(self) > 0
 
     def __iter__(self):
         return iter(self.records)
 
     def without(self, partitions: set[TopicPartition]) -> Prefetched:
         """The same fetch without the rows of ``partitions``."""
+        if self.coords is not None and self.batch is not None:
+            keep = np.ones(len(self.batch), dtype=bool)
+            for topic, partition in partitions:
+                keep &= ~rows_from(self.batch, topic, partition)
+            bad = [b for b in self.batch.bad if (b.record.topic, b.record.partition) not in partitions]
+            return Prefetched([], select_rows(self.batch, keep, bad), coords=self.coords.without(partitions))
         return self.select(lambda r: (r.topic, r.partition) not in partitions)
 
     def select(self, keep: Callable[[RawRecord], bool]) -> Prefetched:
@@ -457,11 +464,13 @@ class PrefetchingConsumer:
 
 
 def open_stream(cfg: Any, *, prefetch: int = 0, workers: int = 1, decode: Decoder | None = None,
-                **overrides: Any) -> Any:
+                process: bool = False, **overrides: Any) -> Any:
     """The daemon's consumer: the configured client as is (``prefetch=0``), or behind fetch threads.
 
     ``workers > 1`` runs that many consumers: group members splitting the partitions (group mode), or
     kafka-python consumers assigned disjoint partitions by :func:`partition_owner` (``cfg.assign``).
+    ``process``: the fetch threads run in a child process (lifelong.stream.fetch_process), off the caller's
+    GIL; ``decode`` must then be picklable.
     """
     from lifelong.stream.consumer import open_consumer
 
@@ -469,6 +478,10 @@ def open_stream(cfg: Any, *, prefetch: int = 0, workers: int = 1, decode: Decode
         if workers > 1:
             raise ValueError("fetch_workers > 1 needs prefetch > 0")
         return open_consumer(cfg, **overrides)
+    if process:
+        from lifelong.stream.fetch_process import ProcessPrefetchingConsumer
+
+        return ProcessPrefetchingConsumer(cfg, depth=prefetch, workers=workers, decode=decode, **overrides)
     if workers <= 1:
         factories: list[Factory] = [lambda: open_consumer(cfg, **overrides)]
     elif cfg.assign:

@@ -60,3 +60,52 @@ class DecodedBatch:
     def total(self) -> int:
         """Good plus bad records."""
         return len(self) + len(self.bad)
+
+
+@dataclass(slots=True)
+class Coordinates:
+    """Where the records of one fetch came from: per partition, their offsets in fetch order.
+
+    Sent instead of the records themselves by a fetch process (lifelong.stream.fetch_process): the main loop's
+    position guard needs only these, and a few arrays cross a pipe far cheaper than thousands of objects.
+    """
+
+    runs: list[tuple[str, int, np.ndarray]]
+
+    @classmethod
+    def of(cls, records: list[RawRecord]) -> Coordinates:
+        by_tp: dict[TopicPartition, list[int]] = {}
+        for record in records:
+            by_tp.setdefault((record.topic, record.partition), []).append(record.offset)
+        return cls([(t, p, np.asarray(offsets, dtype=np.int64)) for (t, p), offsets in by_tp.items()])
+
+    def __len__(self) -> int:
+        return sum(len(offsets) for _, _, offsets in self.runs)
+
+    def without(self, partitions: set[TopicPartition]) -> Coordinates:
+        return Coordinates([run for run in self.runs if (run[0], run[1]) not in partitions])
+
+
+def rows_from(batch: DecodedBatch, topic: str, partition: int) -> np.ndarray:
+    """Boolean mask of ``batch``'s rows that came from ``(topic, partition)``."""
+    mask = batch.partitions == partition
+    if len(set(batch.topics)) > 1:
+        mask &= np.array([t == topic for t in batch.topics], dtype=bool)
+    return mask
+
+
+def select_rows(batch: DecodedBatch, keep: np.ndarray, keep_bad: list[BadRecord]) -> DecodedBatch:
+    """The rows of ``batch`` where ``keep`` holds, with ``keep_bad`` as its bad records; ``next_offsets``
+    follows what is left."""
+    index = np.flatnonzero(keep)
+    partitions, offsets = batch.partitions[index], batch.offsets[index]
+    topics = [batch.topics[i] for i in index.tolist()]
+    next_offsets: dict[TopicPartition, int] = {}
+    for topic, partition, offset in zip(topics, partitions.tolist(), offsets.tolist(), strict=True):
+        key = (topic, partition)
+        next_offsets[key] = max(next_offsets.get(key, 0), offset + 1)
+    for bad in keep_bad:
+        key = (bad.record.topic, bad.record.partition)
+        next_offsets[key] = max(next_offsets.get(key, 0), bad.record.offset + 1)
+    return DecodedBatch(x=batch.x[index], y=batch.y[index], topics=topics, partitions=partitions, offsets=offsets,
+                        bad=keep_bad, next_offsets=next_offsets)

@@ -1,6 +1,7 @@
 """The daemon with fetch threads (daemon.prefetch, daemon.fetch_workers) against the real broker: stopped
 midway and resumed from its checkpoint and committed offsets, every record is learned exactly once, in order
-per partition, with kafka-python (one or two fetch threads) and confluent-kafka."""
+per partition, with kafka-python (one or two fetch threads) and confluent-kafka, and with the fetch threads in a
+child process (daemon.fetcher: process)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from lifelong.daemon.service import Daemon
 from lifelong.stream.broker import EmbeddedBroker
 from lifelong.stream.consumer import open_consumer
 from lifelong.stream.feed import feed_arrays
+from lifelong.stream.fetch_process import ProcessPrefetchingConsumer
 from lifelong.stream.prefetch import PrefetchingConsumer
 
 pytestmark = pytest.mark.integration
@@ -24,7 +26,8 @@ PARTITIONS = 3
 FEATURES = 16
 
 
-def settings(bootstrap: str, topic: str, ckpt: Path, client: str, workers: int, max_events: int) -> Settings:
+def settings(bootstrap: str, topic: str, ckpt: Path, client: str, workers: int, max_events: int,
+             fetcher: str = "thread") -> Settings:
     return Settings(
         kafka={"bootstrap_servers": [bootstrap], "topics": [topic], "group_id": f"g-{topic}", "assign": True,
                "client": client, "poll_timeout_ms": 1000, "max_poll_records": 500},
@@ -33,7 +36,7 @@ def settings(bootstrap: str, topic: str, ckpt: Path, client: str, workers: int, 
         optim={"name": "adam", "lr": 0.002},  # optimizer state (step counters) across the restart
         metrics={"port": 0},
         checkpoint={"dir": str(ckpt), "every_events": 2_000},
-        daemon={"device": "cpu", "prefetch": 2, "fetch_workers": workers, "max_events": max_events,
+        daemon={"device": "cpu", "prefetch": 2, "fetch_workers": workers, "fetcher": fetcher, "max_events": max_events,
                 "idle_exit_s": 3, "log_level": "WARNING"},
     )
 
@@ -47,18 +50,23 @@ def learn(config: Settings, seen: list[tuple[int, int]]) -> Daemon:
     return daemon
 
 
-@pytest.mark.parametrize(("client", "workers"), [("kafka-python", 1), ("kafka-python", 2), ("confluent", 1),
-                                                ("confluent", 2)])
+@pytest.mark.parametrize(("client", "workers", "fetcher"), [
+    ("kafka-python", 1, "thread"), ("kafka-python", 2, "thread"), ("confluent", 1, "thread"),
+    ("confluent", 2, "thread"), ("kafka-python", 1, "process"), ("kafka-python", 2, "process")])
 def test_stop_and_resume_learns_every_record_once(
-    client: str, workers: int, shared_broker: EmbeddedBroker, make_topic: Callable[..., str], tmp_path: Path,
+    client: str, workers: int, fetcher: str, shared_broker: EmbeddedBroker, make_topic: Callable[..., str],
+    tmp_path: Path,
 ) -> None:
     topic = make_topic(PARTITIONS)
     x, y = blobs(N, FEATURES)
     feed_arrays(x, y, topic=topic, bootstrap_servers=shared_broker.bootstrap, keys="index", progress=False)
 
     seen: list[tuple[int, int]] = []
-    first = learn(settings(shared_broker.bootstrap, topic, tmp_path, client, workers, 2_500), seen)
-    assert isinstance(first.consumer, PrefetchingConsumer) and len(first.consumer.workers) == workers
+    first = learn(settings(shared_broker.bootstrap, topic, tmp_path, client, workers, 2_500, fetcher), seen)
+    if fetcher == "thread":
+        assert isinstance(first.consumer, PrefetchingConsumer) and len(first.consumer.workers) == workers
+    else:
+        assert isinstance(first.consumer, ProcessPrefetchingConsumer)
     assert 2_500 <= len(seen) < N
     learned = {p: max(o for q, o in seen if q == p) + 1 for p in {p for p, _ in seen}}
     assert {(topic, p): o for p, o in learned.items()} == {
@@ -72,7 +80,7 @@ def test_stop_and_resume_learns_every_record_once(
     assert {p: committed[(topic, p)] for p in learned} == learned  # committed = what was learned, no more
 
     # max_events counts on from the checkpoint
-    second = learn(settings(shared_broker.bootstrap, topic, tmp_path, client, workers, N), seen)
+    second = learn(settings(shared_broker.bootstrap, topic, tmp_path, client, workers, N, fetcher), seen)
     assert second.stats.resumed_from is not None
     assert len(seen) == N and len(set(seen)) == N  # none missing, none twice
     for p in range(PARTITIONS):  # in order per partition, across the restart

@@ -121,3 +121,51 @@ def test_loss_of_a_never_seen_class_is_left_out():
     assert np.isnan(result.losses[y == 2]).all()
     assert np.isfinite(result.losses[y != 2]).all()
     assert result.losses[y != 2].max() < 100
+
+
+def _paired(shared: bool, model_name: str = "mlp", plugins=()) -> Learner:
+    torch.manual_seed(0)
+    shape = [8] if model_name == "mlp" else [1, 8, 8]
+    model = build_model(model_name, shape, 5, [16])
+    return Learner(model, build_optimizer("adam", model.parameters(), 0.01), list(plugins), batch_size=32,
+                   shared_forward=shared)
+
+
+def test_shared_forward_predicts_as_a_separate_pass_would():
+    """Predictions read off the training forward equal those of a separate no-grad pass (one chunk per batch),
+    and training is unchanged, so the weights end equal too."""
+    stream = [blobs([0, 1] if seed < 10 else [0, 1, 2], n=32, seed=seed) for seed in range(30)]  # 2 arrives late
+
+    def run(shared: bool):  # one learner at a time: new class rows draw from torch's global generator
+        learner = _paired(shared)
+        assert learner.shared_forward is shared
+        return learner, [learner.process(x, y) for x, y in stream]
+
+    shared, with_shared = run(True)
+    separate, with_separate = run(False)
+    for a, b in zip(with_shared, with_separate, strict=True):
+        np.testing.assert_array_equal(a.predictions, b.predictions)
+        np.testing.assert_allclose(a.losses, b.losses, rtol=1e-5, atol=1e-6, equal_nan=True)
+    arrival_y, arrival = stream[10][1], with_shared[10]
+    assert 2 not in arrival.predictions.tolist() and np.isnan(arrival.losses[arrival_y == 2]).all()
+    assert with_shared[-1].correct.mean() > 0.8
+    for p, q in zip(shared.model.parameters(), separate.model.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+
+
+def test_shared_forward_off_where_predictions_differ_from_training():
+    import pytest
+
+    from lifelong.replay.plugin import ReplayPlugin
+    from lifelong.replay.reservoir import ReservoirBuffer
+
+    torch.manual_seed(0)
+    bn = build_model("resnet18_reduced", [3, 16, 16], 5, [16])
+    auto = Learner(bn, build_optimizer("sgd", bn.parameters(), 0.1), shared_forward=None)
+    assert not auto.shared_forward  # BatchNorm: eval and train outputs differ
+    with pytest.raises(ValueError, match="optim.shared_forward.*BatchNorm2d"):
+        Learner(bn, build_optimizer("sgd", bn.parameters(), 0.1), shared_forward=True)
+    nme = ReplayPlugin(lambda d: ReservoirBuffer(50, d), nme=True)
+    assert not _paired(None, plugins=[nme]).shared_forward  # NME replaces the model's predictions
+    plain = ReplayPlugin(lambda d: ReservoirBuffer(50, d))
+    assert _paired(None, plugins=[plain]).shared_forward

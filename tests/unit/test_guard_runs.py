@@ -1,0 +1,67 @@
+"""The daemon's position guard on a fetch process's coordinates equals the record-by-record guard."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lifelong.config import Settings
+from lifelong.daemon.service import Daemon
+from lifelong.stream.prefetch import Prefetched
+from lifelong.stream.records import BadRecord, Coordinates, DecodedBatch, RawRecord
+
+
+class SeekRecorder:
+    def __init__(self) -> None:
+        self.seeks: list[dict] = []
+
+    def seek(self, offsets: dict) -> None:
+        self.seeks.append(dict(offsets))
+
+
+def fetch(offsets_by_partition: dict[int, list[int]], bad: set[tuple[int, int]] = frozenset()) -> Prefetched:
+    records = [RawRecord("t", p, o, None, b"v") for p, offs in offsets_by_partition.items() for o in offs]
+    good = [r for r in records if (r.partition, r.offset) not in bad]
+    batch = DecodedBatch(x=np.arange(len(good), dtype=np.float32)[:, None], y=np.zeros(len(good), dtype=np.int64),
+                         topics=["t"] * len(good), partitions=np.array([r.partition for r in good]),
+                         offsets=np.array([r.offset for r in good], dtype=np.int64),
+                         bad=[BadRecord(r, "empty_value") for r in records if (r.partition, r.offset) in bad])
+    return Prefetched([], batch, coords=Coordinates.of(records))
+
+
+def daemon(positions: dict) -> Daemon:
+    d = Daemon(Settings(metrics={"port": 0}), install_signal_handlers=False)
+    d.positions = dict(positions)
+    d.consumer = SeekRecorder()
+    return d
+
+
+def reference(positions: dict, fetched: Prefetched, bad: set) -> tuple[list, dict, list]:
+    """What the record-by-record guard keeps (the thread path's behaviour)."""
+    d = daemon(positions)
+    records = [RawRecord(t, p, int(o), None, None) for t, p, offs in fetched.coords.runs for o in offs]
+    kept = d._guard(records)
+    return [(r.partition, r.offset) for r in kept], d.positions, d.consumer.seeks
+
+
+def test_same_rows_positions_and_seeks_as_the_record_guard():
+    cases = [
+        ({}, {0: [0, 1, 2], 1: [5, 6]}, set()),  # nothing known yet: all new
+        ({("t", 0): 2}, {0: [0, 1, 2, 3], 1: [0, 1]}, set()),  # re-fetched prefix of partition 0 dropped
+        ({("t", 0): 1}, {0: [4, 5, 6]}, set()),  # ahead of the checkpoint: seek back, learn nothing
+        ({("t", 0): 3}, {0: [1, 2, 3, 5, 6]}, set()),  # a gap: record by record
+        ({("t", 0): 2}, {0: [0, 1, 2, 3]}, {(0, 1), (0, 3)}),  # bad records below the position are dropped too
+        ({("t", 0): 9}, {0: [0, 1, 2]}, set()),  # everything already learned
+    ]
+    for positions, offsets, bad in cases:
+        fetched = fetch(offsets, bad)
+        want_rows, want_positions, want_seeks = reference(positions, fetched, bad)
+        d = daemon(positions)
+        batch = d._guard_runs(fetched)
+        got = [] if batch is None else sorted(
+            [(int(p), int(o)) for p, o in zip(batch.partitions, batch.offsets, strict=True)]
+            + [(b.record.partition, b.record.offset) for b in batch.bad])
+        assert got == sorted(want_rows), (positions, offsets)
+        assert d.positions == want_positions
+        assert d.consumer.seeks == want_seeks
+        if batch is not None and batch is not fetched.batch:  # filtered: next_offsets follow what is left
+            assert batch.next_offsets == {("t", p): max(o for q, o in got if q == p) + 1 for p, _ in got}
