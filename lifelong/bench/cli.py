@@ -69,7 +69,8 @@ def bench(
     Feeds RECORDS f32 MNIST records into an embedded broker, then measures for each client, model and replay
     setting (a) the client's own consume+decode rate, (b) the real daemon in-process (predict, score, train
     with replay, drift, metrics, checkpoints), (c) river's online learners on the same events (and deep-river
-    on a prefix with --with-deep-river). Prints and records b/a, b/c and the prequential accuracies (benchmarks/RESULTS.md).
+    on a prefix with --with-deep-river). Prints and records b/a, b/c and the prequential accuracies
+    (benchmarks/RESULTS.md).
 
     Example: lifelong bench --records 100000 --clients kafka-python --models mlp --replays reservoir
     """
