@@ -1,21 +1,22 @@
-"""Fetch and decode in a child process: the daemon's consumer interface without sharing the learner's GIL.
+"""Fetch and decode in child processes: the daemon's consumer interface without sharing the learner's GIL.
 
-Why a process: kafka-python parses every record in Python. On a fetch *thread* that parsing holds the GIL, and
+Why processes: kafka-python parses every record in Python. On a fetch *thread* that parsing holds the GIL, and
 each torch kernel of the learner, which releases the GIL, must wait to take it back: measured on 2 CPU cores, a
 busy Python thread cut the learner from 47,000 to 700 events/s, a busy process left it at 52,000
-(benchmarks/RESULTS.md). A child process keeps the fetch path's Python off the learner's interpreter.
+(benchmarks/RESULTS.md). Child processes keep the fetch path's Python off the learner's interpreter, and
+several of them (``workers``) fetch and decode disjoint partitions in parallel.
 
-How: the child runs the thread-based :class:`lifelong.stream.prefetch.PrefetchingConsumer` (which owns the
-Kafka client, keeps events in order with batches and purges revoked rows) and forwards what it yields over a
-pipe: decoded batches with the records' coordinates (values are kept only for dead letters and for a batch the
-child could not decode), rebalance events, and the answers to the parent's requests (commit, seek, lag,
-committed). The pipe carries everything in order, so:
+How: each child owns one consumer (a group member, or in ``assign`` mode the partitions
+:func:`lifelong.stream.prefetch.partition_owner` gives it), polls and decodes it, and sends over its pipe the
+decoded batch with the records' :class:`~lifelong.stream.records.Coordinates` (values travel only in the bad
+records, for the dead-letter topic), its rebalance events, and the answers to the parent's requests (commit,
+seek, lag, committed), which it runs between polls. One pipe carries a child's messages in order, so:
 
 - a request's answer comes after every batch the child sent before running it; the parent keeps reading
   batches into its own queue while it waits, so neither side blocks the other;
-- after a ``seek`` the parent drops queued rows of the partitions it moved, as the in-process version does;
-- back-pressure: the child's inner queue is bounded (``depth``) and the parent's holds at most what arrived
-  while it waited for an answer.
+- after a ``seek`` the parent drops its queued rows of the partitions moved (as the thread version does), and
+  on a revocation the queued rows of the partitions gone;
+- back-pressure: a child blocks on its pipe while the parent is busy learning, and its client stops fetching.
 
 A child that dies is raised from ``poll()``, as a dead fetch thread is.
 """
@@ -29,6 +30,7 @@ import multiprocessing as mp
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from multiprocessing.connection import wait
 from typing import Any
 
 from lifelong.stream.prefetch import Prefetched
@@ -36,28 +38,42 @@ from lifelong.stream.records import Coordinates, TopicPartition
 
 log = logging.getLogger(__name__)
 
-READY_TIMEOUT_S = 120.0  # spawning the child imports kafka-python and numpy: seconds on a loaded machine
+READY_TIMEOUT_S = 120.0  # spawning a child imports kafka-python and numpy: seconds on a loaded machine
+FETCH_TIMEOUT_MS = 200  # a child's poll: the longest a request waits for it when no record comes
+IDLE_STATE_S = 0.5  # an idle child still reports its assignment this often (readiness)
 
 
 def _send(conn: Any, message: tuple) -> None:
     """Send ``message``; an exception inside it that cannot be pickled travels as its text."""
     try:
         conn.send(message)
-    except (TypeError, AttributeError, ValueError) as exc:  # pickling failed: nothing was written
+    except (TypeError, AttributeError, ValueError) as exc:  # pickling failed before anything was written
         log.debug("unpicklable message %r: %s", message[0], exc)
         conn.send(tuple(RuntimeError(repr(v)) if isinstance(v, BaseException) else v for v in message))
 
 
-def _child(conn: Any, cfg: Any, depth: int, workers: int, decode: Callable | None, overrides: dict) -> None:
-    """The child's main thread: forward the inner consumer's output, run the parent's requests between polls."""
-    from lifelong.stream.prefetch import open_stream
+def _open(cfg: Any, index: int, workers: int, overrides: dict) -> Any:
+    from lifelong.stream.consumer import open_consumer
+    from lifelong.stream.prefetch import subset_consumer
 
+    if workers > 1 and cfg.assign:
+        return subset_consumer(cfg, index, workers, **overrides)
+    return open_consumer(cfg, **overrides)  # one group member each (or the only consumer)
+
+
+def _child(conn: Any, cfg: Any, index: int, workers: int, decode: Callable | None, overrides: dict) -> None:
+    """One child: poll, decode, send; run the parent's requests between polls."""
     try:
-        inner = open_stream(cfg, prefetch=max(1, depth), workers=workers, decode=decode, **overrides)
+        consumer = _open(cfg, index, workers, overrides)
     except BaseException as exc:  # noqa: BLE001 - the parent raises it from its constructor
         _send(conn, ("failed", exc))
         return
-    conn.send(("ready", (inner.assignment(), inner.connected())))
+
+    def state() -> tuple[set[TopicPartition], bool]:
+        return set(consumer.assignment()), bool(consumer.connected())
+
+    _send(conn, ("ready", state()))
+    last_sent = time.monotonic()
     try:
         while True:
             while conn.poll():
@@ -66,90 +82,137 @@ def _child(conn: Any, cfg: Any, depth: int, workers: int, decode: Callable | Non
                     return
                 _, request_id, method, args = message
                 try:
-                    result: Any = ("ok", getattr(inner, method)(*args))
+                    result: Any = ("ok", getattr(consumer, method)(*args))
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller
                     result = ("error", exc)
-                _send(conn, ("reply", request_id, result, (inner.assignment(), inner.connected())))
+                _send(conn, ("reply", request_id, result, state()))
             try:
-                fetched = inner.poll(50)
-            except BaseException as exc:  # noqa: BLE001 - a broker error or a dead fetch thread: the parent decides
-                _send(conn, ("error", exc, (inner.assignment(), inner.connected())))
+                records = consumer.poll(FETCH_TIMEOUT_MS)
+                events = consumer.drain_events()
+            except Exception as exc:  # noqa: BLE001 - a broker error: the parent counts it and carries on
+                _send(conn, ("error", exc, state()))
                 time.sleep(0.5)
                 continue
-            state = (inner.assignment(), inner.connected())
-            if fetched.events or inner.has_events():
-                conn.send(("events", inner.drain_events(), state))
-            if fetched:
-                if fetched.batch is not None:  # coordinates only: the guard needs no values, dead letters have theirs
-                    fetched = Prefetched([], fetched.batch, coords=Coordinates.of(fetched.records))
-                conn.send(("batch", fetched, state))
-            else:
-                conn.send(("state", None, state))
+            now_state = state()
+            if events:
+                _send(conn, ("events", events, now_state))
+            if records:
+                held = now_state[0]
+                if not _all_held(records, held):  # revoked while polling: drop them, their new owner has them
+                    records = [r for r in records if (r.topic, r.partition) in held]
+            if records:
+                fetched = Prefetched(list(records))
+                if decode is not None:
+                    try:
+                        batch = decode(fetched.records)
+                        fetched = Prefetched([], batch, coords=Coordinates.of(fetched.records))
+                    except Exception:  # noqa: BLE001 - the main loop decodes the records itself and sees the error
+                        log.exception("decode failed in fetch process %d; the main loop will decode this batch",
+                                      index)
+                _send(conn, ("batch", fetched, now_state))
+                last_sent = time.monotonic()
+            elif events or time.monotonic() - last_sent >= IDLE_STATE_S:
+                _send(conn, ("state", None, now_state))
+                last_sent = time.monotonic()
     except (BrokenPipeError, EOFError, KeyboardInterrupt):
         return  # the parent went away
     finally:
         with contextlib.suppress(Exception):
-            inner.close()
+            consumer.close()
+
+
+def _all_held(records: list, held: set[TopicPartition]) -> bool:
+    """Whether every record's partition is still assigned (checked per partition run, not per record)."""
+    last: TopicPartition | None = None
+    for record in records:
+        tp = (record.topic, record.partition)
+        if tp != last:
+            if tp not in held:
+                return False
+            last = tp
+    return True
+
+
+class _Child:
+    """The parent's handle on one child: its process, pipe and last reported state."""
+
+    def __init__(self, context: Any, cfg: Any, index: int, workers: int, decode: Callable | None,
+                 overrides: dict) -> None:
+        self.index = index
+        self.conn, child_conn = context.Pipe()
+        self.process = context.Process(target=_child, args=(child_conn, cfg, index, workers, decode, overrides),
+                                       name=f"lifelong-fetch-{index}", daemon=True)
+        self.process.start()
+        child_conn.close()
+        self.assignment: set[TopicPartition] = set()
+        self.connected = True
+
+    def wait_ready(self, timeout: float) -> None:
+        if not self.conn.poll(timeout):
+            raise TimeoutError(f"fetch process {self.index} not ready after {timeout:.0f}s")
+        kind, value = self.conn.recv()
+        if kind == "failed":
+            raise value
+        self.assignment, self.connected = set(value[0]), bool(value[1])
+
+    def stopped(self) -> RuntimeError:
+        return RuntimeError(f"fetch process {self.index} stopped (exit code {self.process.exitcode})")
 
 
 class ProcessPrefetchingConsumer:
-    """Same interface as :class:`lifelong.stream.prefetch.PrefetchingConsumer`, fetching in a child process.
+    """Same interface as :class:`lifelong.stream.prefetch.PrefetchingConsumer`, fetching in child processes.
 
-    ``cfg`` is the ``kafka`` section; ``decode`` must be picklable (a module-level function or a partial of one).
-    Raises the child's error (e.g. broker unreachable) from the constructor.
+    ``cfg`` is the ``kafka`` section; ``workers`` children each own a consumer (with ``workers > 1``: group
+    members, or disjoint partition sets in ``assign`` mode). ``decode`` must pickle (a module-level function or
+    a partial of one). ``depth`` is accepted for the interface's sake: a child's pipe holds about one batch
+    (a sender thread in the child that kept ``depth`` batches ready measured no faster on 2 cores). Raises a
+    child's error (e.g. broker unreachable) from the constructor.
     """
 
     def __init__(self, cfg: Any, *, depth: int = 2, workers: int = 1, decode: Callable | None = None,
                  request_timeout_s: float = 60.0, **overrides: Any) -> None:
         context = mp.get_context("spawn")  # no fork of a process that holds torch's and the client's threads
-        self._conn, child_conn = context.Pipe()
         self.request_timeout_s = request_timeout_s
         self._queue: deque[tuple[str, Any]] = deque()
         self._events: deque[Any] = deque()
-        self._replies: dict[int, tuple[str, Any]] = {}
+        self._replies: dict[tuple[int, int], tuple[str, Any]] = {}
         self._ids = itertools.count()
-        self._assignment: set[TopicPartition] = set()
-        self._connected = True
         self._closed = False
-        self._process = context.Process(target=_child, args=(child_conn, cfg, depth, workers, decode, overrides),
-                                        name="lifelong-fetch-process", daemon=True)
-        self._process.start()
-        child_conn.close()
-        if not self._conn.poll(READY_TIMEOUT_S):
-            self.close()
-            raise TimeoutError(f"fetch process not ready after {READY_TIMEOUT_S:.0f}s")
-        kind, value = self._conn.recv()
-        if kind == "failed":
-            self.close()
-            raise value
-        self._assignment, self._connected = set(value[0]), bool(value[1])
-
-    # ---- reading the pipe ----------------------------------------------------------------------------------
-    def _read(self, timeout: float) -> bool:
-        """Take one message off the pipe into the queues; False when none came within ``timeout``."""
+        self.children = [_Child(context, cfg, i, max(1, workers), decode, overrides) for i in range(max(1, workers))]
         try:
-            if not self._conn.poll(max(0.0, timeout)):
-                self._check_alive()
-                return False
-            message = self._conn.recv()
-        except (EOFError, OSError) as exc:
-            raise RuntimeError(f"fetch process stopped (exit code {self._process.exitcode})") from exc
-        kind = message[0]
-        state = message[-1]
-        self._assignment, self._connected = set(state[0]), bool(state[1])
-        if kind == "reply":
-            self._replies[message[1]] = message[2]
-        elif kind in ("batch", "events", "error"):
-            if kind == "events":
-                gone = {tp for event in message[1] if event.kind != "assigned" for tp in event.partitions}
-                if gone:
-                    self._purge(gone)
-            self._queue.append((kind, message[1]))
-        return True
+            for child in self.children:
+                child.wait_ready(READY_TIMEOUT_S)
+        except BaseException:
+            self.close()
+            raise
 
-    def _check_alive(self) -> None:
-        if not self._closed and not self._process.is_alive():
-            raise RuntimeError(f"fetch process stopped (exit code {self._process.exitcode})")
+    # ---- reading the pipes ---------------------------------------------------------------------------------
+    def _read(self, timeout: float) -> bool:
+        """Take what the children sent into the queues; False when nothing came within ``timeout``."""
+        by_conn = {child.conn: child for child in self.children}
+        ready = wait(list(by_conn), max(0.0, timeout))
+        if not ready:
+            for child in self.children:
+                if not self._closed and not child.process.is_alive():
+                    raise child.stopped()
+            return False
+        for conn in ready:
+            child = by_conn[conn]
+            try:
+                message = conn.recv()
+            except (EOFError, OSError) as exc:
+                raise child.stopped() from exc
+            kind, state = message[0], message[-1]
+            child.assignment, child.connected = set(state[0]), bool(state[1])
+            if kind == "reply":
+                self._replies[(child.index, message[1])] = message[2]
+            elif kind in ("batch", "events", "error"):
+                if kind == "events":
+                    gone = {tp for event in message[1] if event.kind != "assigned" for tp in event.partitions}
+                    if gone:
+                        self._purge(gone)
+                self._queue.append((kind, message[1]))
+        return True
 
     def _purge(self, partitions: set[TopicPartition]) -> None:
         kept: deque[tuple[str, Any]] = deque()
@@ -166,15 +229,17 @@ class ProcessPrefetchingConsumer:
         """The next fetched batch, waiting up to ``timeout_ms``; empty (``events`` set) when a rebalance is next."""
         deadline = time.monotonic() + (timeout_ms if timeout_ms is not None else 1000) / 1000
         while not self._queue:
-            if not self._read(deadline - time.monotonic()) and time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return Prefetched([])
+            self._read(left)
         kind, value = self._queue.popleft()
         if kind == "batch":
             return value
         if kind == "events":
             self._events.extend(value)
             return Prefetched([], events=True)
-        raise value  # "error": what the child's poll raised
+        raise value  # "error": what a child's poll raised
 
     def drain_events(self) -> list[Any]:
         out = list(self._events)
@@ -184,62 +249,86 @@ class ProcessPrefetchingConsumer:
     def has_events(self) -> bool:
         return bool(self._events)
 
-    # ---- requests run in the child -------------------------------------------------------------------------
-    def _request(self, method: str, *args: Any, timeout_s: float | None = None) -> Any:
+    # ---- requests run in every child -----------------------------------------------------------------------
+    def _broadcast(self, method: str, *args: Any, timeout_s: float | None = None) -> list[Any]:
+        """Run ``consumer.method(*args)`` in every child, in order with its batches; wait for all answers."""
         if self._closed:
             raise RuntimeError("consumer closed")
         request_id = next(self._ids)
-        self._conn.send(("request", request_id, method, args))
+        for child in self.children:
+            child.conn.send(("request", request_id, method, args))
+        keys = [(child.index, request_id) for child in self.children]
         deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.request_timeout_s)
-        while request_id not in self._replies:
+        while not all(key in self._replies for key in keys):
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"fetch process did not answer {method} within {timeout_s}s")
+                raise TimeoutError(f"fetch processes did not answer {method} within {timeout_s}s")
             self._read(left)
-        status, value = self._replies.pop(request_id)
-        if status == "error":
-            raise value
-        return value
+        results = []
+        for key in keys:
+            status, value = self._replies.pop(key)
+            if status == "error":
+                raise value
+            results.append(value)
+        return results
 
     def commit(self, offsets: Mapping[TopicPartition, int], timeout_ms: int | None = None,
                ) -> dict[TopicPartition, int]:
-        wait = None if timeout_ms is None else timeout_ms / 1000 + 2.0
-        return self._request("commit", dict(offsets), timeout_ms, timeout_s=wait)
+        """Each child commits the partitions it holds; returns what was committed."""
+        wait_s = None if timeout_ms is None else timeout_ms / 1000 + FETCH_TIMEOUT_MS / 1000 + 2.0
+        merged: dict[TopicPartition, int] = {}
+        for result in self._broadcast("commit", dict(offsets), timeout_ms, timeout_s=wait_s):
+            merged.update(result or {})
+        return merged
 
     def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
         todo = dict(offsets)
-        self._request("seek", todo)
+        self._broadcast("seek", todo)
         self._purge(set(todo))  # rows read before the seek ran: stale now
 
     def lag(self, timeout_s: float = 5.0) -> dict[TopicPartition, int]:
+        merged: dict[TopicPartition, int] = {}
         try:
-            return self._request("lag", timeout_s, timeout_s=timeout_s + 1.0)
+            for result in self._broadcast("lag", timeout_s=timeout_s):
+                merged.update(result or {})
         except TimeoutError:
             return {}
+        return merged
 
     def committed(self, partitions: Iterable[TopicPartition] | None = None) -> dict[TopicPartition, int | None]:
-        return self._request("committed", list(partitions) if partitions is not None else None)
+        wanted = set(partitions) if partitions is not None else None
+        merged: dict[TopicPartition, int | None] = {}
+        asked = sorted(wanted) if wanted is not None else None
+        for child, result in zip(self.children, self._broadcast("committed", asked), strict=True):
+            merged.update({tp: off for tp, off in (result or {}).items()
+                           if tp in child.assignment and (wanted is None or tp in wanted)})
+        return merged
 
     def assignment(self) -> set[TopicPartition]:
-        """Partitions held, as of the child's last message (no round trip)."""
-        return set(self._assignment)
+        """Partitions held, as of each child's last message (no round trip)."""
+        out: set[TopicPartition] = set()
+        for child in self.children:
+            out |= child.assignment
+        return out
 
     def connected(self) -> bool:
-        return self._connected
+        return any(child.connected for child in self.children)
 
     def close(self) -> None:
-        """Stop the child; it closes its consumer (commits nothing)."""
+        """Stop the children; each closes its consumer (commits nothing)."""
         if self._closed:
             return
         self._closed = True
-        with contextlib.suppress(Exception):
-            self._conn.send(("close",))
-        self._process.join(timeout=20.0)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join(timeout=5.0)
-        with contextlib.suppress(Exception):
-            self._conn.close()
+        for child in self.children:
+            with contextlib.suppress(Exception):
+                child.conn.send(("close",))
+        for child in self.children:
+            child.process.join(timeout=20.0)
+            if child.process.is_alive():
+                child.process.kill()
+                child.process.join(timeout=5.0)
+            with contextlib.suppress(Exception):
+                child.conn.close()
 
     def __enter__(self) -> ProcessPrefetchingConsumer:
         return self
