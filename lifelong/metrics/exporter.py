@@ -78,6 +78,11 @@ class DaemonMetrics:
             self.dead_letters.labels(reason)
         for detector in detectors:
             self.drift.labels(detector)
+        # children looked up once: a labels() call per class per micro-batch cost ~2 us an event
+        self._predicted = [self.predictions.labels(str(c)) for c in range(max_classes)]
+        self._correct = [self.correct.labels(str(c)) for c in range(max_classes)]
+        self._class_gauges: dict[int, Any] = {}  # created on a class's first event: no 0% for unseen classes
+        self._trained = self.events.labels("trained")
         self._class_windows = PerClassWindows(max_classes, window)
         self._acc_window = RingWindow(window)
         self._loss_window = RingWindow(window)
@@ -87,16 +92,20 @@ class DaemonMetrics:
 
     def observe_batch(self, labels: np.ndarray, correct: np.ndarray, losses: np.ndarray, train_seconds: float) -> None:
         """Count one micro-batch's prequential results and refresh the window gauges."""
-        self.events.labels("trained").inc(len(labels))
+        self._trained.inc(len(labels))
         counts = np.bincount(labels, minlength=self.max_classes)
         hits = np.bincount(labels, weights=correct.astype(np.float64), minlength=self.max_classes)
-        for cls in np.nonzero(counts)[0]:
-            self.predictions.labels(str(cls)).inc(int(counts[cls]))
+        present = np.nonzero(counts)[0].tolist()
+        for cls in present:
+            self._predicted[cls].inc(int(counts[cls]))
             if hits[cls]:
-                self.correct.labels(str(cls)).inc(int(hits[cls]))
+                self._correct[cls].inc(int(hits[cls]))
         self._class_windows.update(labels, correct)
-        for cls in np.nonzero(counts)[0]:
-            self.class_accuracy.labels(str(cls)).set(self._class_windows.accuracy(int(cls)))
+        for cls in present:
+            gauge = self._class_gauges.get(cls)
+            if gauge is None:
+                gauge = self._class_gauges[cls] = self.class_accuracy.labels(str(cls))
+            gauge.set(self._class_windows.accuracy(cls))
         self._acc_window.extend(correct)
         self.accuracy.set(self._acc_window.mean())
         finite = losses[np.isfinite(losses)]

@@ -27,6 +27,8 @@ import contextlib
 import itertools
 import logging
 import multiprocessing as mp
+import pickle
+import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -43,13 +45,37 @@ FETCH_TIMEOUT_MS = 200  # a child's poll: the longest a request waits for it whe
 IDLE_STATE_S = 0.5  # an idle child still reports its assignment this often (readiness)
 
 
+def _dumps(message: tuple) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    """Pickle protocol 5 with the arrays' memory out of band: a decoded batch's features are written to the
+    pipe from where they lie instead of being copied into the pickle first."""
+    buffers: list[pickle.PickleBuffer] = []
+    return pickle.dumps(message, protocol=5, buffer_callback=buffers.append), buffers
+
+
 def _send(conn: Any, message: tuple) -> None:
-    """Send ``message``; an exception inside it that cannot be pickled travels as its text."""
+    """Send ``message`` (see :func:`_recv`); an exception inside it that cannot be pickled travels as its text."""
     try:
-        conn.send(message)
-    except (TypeError, AttributeError, ValueError) as exc:  # pickling failed before anything was written
+        head, buffers = _dumps(message)
+    except (TypeError, AttributeError, ValueError, pickle.PicklingError) as exc:
         log.debug("unpicklable message %r: %s", message[0], exc)
-        conn.send(tuple(RuntimeError(repr(v)) if isinstance(v, BaseException) else v for v in message))
+        head, buffers = _dumps(tuple(RuntimeError(repr(v)) if isinstance(v, BaseException) else v for v in message))
+    raws = [buffer.raw() for buffer in buffers]
+    conn.send_bytes(struct.pack(f"<I{len(raws)}Q", len(raws), *(raw.nbytes for raw in raws)) + head)
+    for raw in raws:
+        conn.send_bytes(raw)
+
+
+def _recv(conn: Any) -> tuple:
+    """One message of :func:`_send`: out-of-band buffers land in writable memory, so arrays need no copy."""
+    frame = conn.recv_bytes()
+    (count,) = struct.unpack_from("<I", frame)
+    sizes = struct.unpack_from(f"<{count}Q", frame, 4)
+    buffers = []
+    for size in sizes:
+        buffer = bytearray(size)
+        conn.recv_bytes_into(buffer)
+        buffers.append(buffer)
+    return pickle.loads(memoryview(frame)[4 + 8 * count:], buffers=buffers)
 
 
 def _open(cfg: Any, index: int, workers: int, overrides: dict) -> Any:
@@ -77,7 +103,7 @@ def _child(conn: Any, cfg: Any, index: int, workers: int, decode: Callable | Non
     try:
         while True:
             while conn.poll():
-                message = conn.recv()
+                message = _recv(conn)
                 if message[0] == "close":
                     return
                 _, request_id, method, args = message
@@ -150,7 +176,7 @@ class _Child:
     def wait_ready(self, timeout: float) -> None:
         if not self.conn.poll(timeout):
             raise TimeoutError(f"fetch process {self.index} not ready after {timeout:.0f}s")
-        kind, value = self.conn.recv()
+        kind, value = _recv(self.conn)
         if kind == "failed":
             raise value
         self.assignment, self.connected = set(value[0]), bool(value[1])
@@ -177,6 +203,7 @@ class ProcessPrefetchingConsumer:
         self._events: deque[Any] = deque()
         self._replies: dict[tuple[int, int], tuple[str, Any]] = {}
         self._ids = itertools.count()
+        self._purges: dict[int, set[TopicPartition]] = {}  # request id -> partitions whose queued rows it voids
         self._closed = False
         self.children = [_Child(context, cfg, i, max(1, workers), decode, overrides) for i in range(max(1, workers))]
         try:
@@ -199,13 +226,16 @@ class ProcessPrefetchingConsumer:
         for conn in ready:
             child = by_conn[conn]
             try:
-                message = conn.recv()
+                message = _recv(conn)
             except (EOFError, OSError) as exc:
                 raise child.stopped() from exc
             kind, state = message[0], message[-1]
             child.assignment, child.connected = set(state[0]), bool(state[1])
             if kind == "reply":
                 self._replies[(child.index, message[1])] = message[2]
+                purge = self._purges.get(message[1])
+                if purge:  # this child's rows queued before it ran the seek: stale now (its later ones are not)
+                    self._purge(purge & child.assignment)
             elif kind in ("batch", "events", "error"):
                 if kind == "events":
                     gone = {tp for event in message[1] if event.kind != "assigned" for tp in event.partitions}
@@ -250,13 +280,17 @@ class ProcessPrefetchingConsumer:
         return bool(self._events)
 
     # ---- requests run in every child -----------------------------------------------------------------------
-    def _broadcast(self, method: str, *args: Any, timeout_s: float | None = None) -> list[Any]:
-        """Run ``consumer.method(*args)`` in every child, in order with its batches; wait for all answers."""
+    def _broadcast(self, method: str, *args: Any, timeout_s: float | None = None,
+                   purge: set[TopicPartition] | None = None) -> list[Any]:
+        """Run ``consumer.method(*args)`` in every child, in order with its batches; wait for all answers.
+        ``purge``: as each child answers, drop its queued rows of these partitions (they came before it ran)."""
         if self._closed:
             raise RuntimeError("consumer closed")
         request_id = next(self._ids)
+        if purge:
+            self._purges[request_id] = set(purge)
         for child in self.children:
-            child.conn.send(("request", request_id, method, args))
+            _send(child.conn, ("request", request_id, method, args))
         keys = [(child.index, request_id) for child in self.children]
         deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.request_timeout_s)
         while not all(key in self._replies for key in keys):
@@ -264,6 +298,7 @@ class ProcessPrefetchingConsumer:
             if left <= 0:
                 raise TimeoutError(f"fetch processes did not answer {method} within {timeout_s}s")
             self._read(left)
+        self._purges.pop(request_id, None)
         results = []
         for key in keys:
             status, value = self._replies.pop(key)
@@ -283,8 +318,7 @@ class ProcessPrefetchingConsumer:
 
     def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
         todo = dict(offsets)
-        self._broadcast("seek", todo)
-        self._purge(set(todo))  # rows read before the seek ran: stale now
+        self._broadcast("seek", todo, purge=set(todo))
 
     def lag(self, timeout_s: float = 5.0) -> dict[TopicPartition, int]:
         merged: dict[TopicPartition, int] = {}
@@ -321,7 +355,7 @@ class ProcessPrefetchingConsumer:
         self._closed = True
         for child in self.children:
             with contextlib.suppress(Exception):
-                child.conn.send(("close",))
+                _send(child.conn, ("close",))
         for child in self.children:
             child.process.join(timeout=20.0)
             if child.process.is_alive():
