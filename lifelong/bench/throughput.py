@@ -69,6 +69,7 @@ class Options:
     prefetch: int = 2
     fetch_workers: int = 1
     fetcher: str = "process"
+    shared_forward: bool | None = None  # optim.shared_forward; None: the daemon's auto
     torch_threads: int | None = None
     autocast: str = "auto"
     compile: bool = False
@@ -194,7 +195,7 @@ def daemon_settings(bootstrap: str, topic: str, *, client: str, model: str, repl
         codec={"name": "f32", "num_features": features},
         model={"name": model, "input_shape": shape, "hidden": list(opts.hidden), "max_classes": 10},
         optim={"name": opts.optimizer, "lr": opts.lr, "momentum": opts.momentum, "batch_size": opts.batch_size,
-               "fused": opts.fused},
+               "fused": opts.fused, "shared_forward": opts.shared_forward},
         replay={"kind": replay, "capacity": 500, "batch_size": opts.replay_batch_size},
         drift={"detectors": [{"detector": "ADWIN", "signal": "error"}], "reactions": [{"name": "alert"}]},
         metrics={"port": 0},
@@ -340,6 +341,18 @@ def _bar(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]]]
         yield task
 
 
+def autocast_tag(requested: str, device: str) -> str:
+    """``auto`` with what it resolved to on this machine, e.g. ``auto(bf16)``."""
+    import torch
+
+    from lifelong.learner import resolve_autocast
+
+    if requested != "auto":
+        return requested
+    dtype = resolve_autocast("auto", torch.device(device))
+    return "auto(bf16)" if dtype is not None else "auto(off)"
+
+
 def _median(values: list[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
@@ -404,8 +417,9 @@ def run_throughput(opts: Options, emit: Callable[[str], None] = print) -> dict[s
                                 f"{f', momentum={opts.momentum:g}' if opts.optimizer == 'sgd' else ''})",
                                 "fused": "auto" if opts.fused is None else opts.fused,
                             "batch_size": opts.batch_size, "micro_batch": opts.micro_batch,
-                                "prefetch": opts.prefetch, "autocast": opts.autocast,
-                                "fetch_workers": opts.fetch_workers}
+                                "prefetch": opts.prefetch, "autocast": autocast_tag(opts.autocast, device),
+                                "fetch_workers": opts.fetch_workers, "fetcher": opts.fetcher,
+                                "replay_batch_size": opts.replay_batch_size if replay != "none" else None}
                         raws, ends, ratios, accs, prefix_accs = [], [], [], [], []
                         for rep in range(opts.repeats):
                             raw = raw_rate(kafka.model_copy(update={"group_id": f"raw-{uuid.uuid4().hex[:8]}"}),
@@ -448,12 +462,14 @@ def run_throughput(opts: Options, emit: Callable[[str], None] = print) -> dict[s
     return out
 
 
-#: Each speed option against the default daemon (prefetch 2, torch threads auto), same topic, interleaved.
+#: Each speed option against the default (fetch process, shared forward, autocast auto, prefetch 2, torch threads
+#: auto), same topic, interleaved: what each one is worth, measured rather than assumed.
 ABLATIONS: dict[str, dict[str, Any]] = {
     "default": {},
+    "fetcher=thread": {"fetcher": "thread"},
+    "shared_forward=false": {"shared_forward": False},
+    "autocast=off": {"autocast": "off"},
     "prefetch=0, torch_threads=1": {"prefetch": 0, "torch_threads": 1},
-    "prefetch=0, torch_threads=torch default": {"prefetch": 0, "torch_threads": 0},
-    "autocast=bf16": {"autocast": "bf16"},
     "compile": {"compile": True},
     "fetch_workers=2": {"fetch_workers": 2},
 }

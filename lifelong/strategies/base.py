@@ -6,7 +6,8 @@ reaches into the training loop's internals. Hooks run in the order the plugins a
 
 Lifecycle of one micro-batch (see ``lifelong.learner.Learner.process``)::
 
-    predict (eval, no grad) -> activate new classes -> for each gradient step:
+    predict (eval, no grad; or read off the first forward below: Learner.shared_forward) -> activate new
+    classes -> for each gradient step:
         before_step(ctx)          may append replayed samples to ctx.inputs/ctx.targets, or set ctx.loss_mask
         forward                   ctx.logits = model(ctx.inputs), masked to seen classes
         loss(ctx) -> Tensor|None  extra terms added to cross-entropy (EWC penalty, distillation, DER++ ...)

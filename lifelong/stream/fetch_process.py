@@ -28,6 +28,7 @@ import itertools
 import logging
 import multiprocessing as mp
 import pickle
+import signal
 import struct
 import time
 from collections import deque
@@ -89,6 +90,10 @@ def _open(cfg: Any, index: int, workers: int, overrides: dict) -> Any:
 
 def _child(conn: Any, cfg: Any, index: int, workers: int, decode: Callable | None, overrides: dict) -> None:
     """One child: poll, decode, send; run the parent's requests between polls."""
+    # Ctrl-C reaches the whole process group: the parent finishes its batch, commits through this child, then
+    # closes it; a parent that dies leaves this child a broken pipe, and it exits
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         consumer = _open(cfg, index, workers, overrides)
     except BaseException as exc:  # noqa: BLE001 - the parent raises it from its constructor
