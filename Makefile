@@ -39,6 +39,7 @@ lint: install
 bench: install
 	$(PY) benchmarks/stream_throughput.py
 	$(PY) benchmarks/throughput.py
+	$(PY) benchmarks/gil_contention.py
 
 clean:
 	rm -rf $(VENV) state runs .pytest_cache

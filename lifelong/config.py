@@ -291,19 +291,20 @@ class DaemonConfig(Section):
         "optim.batch_size makes training independent of how fetches split the stream); none: each poll as it comes.")
     audit_log: Path | None = Field(default=None, description="Append one JSON line per learned micro-batch "
                                    "(first event, size, end offset per partition): what the model learned from.")
-    prefetch: NonNegativeInt = Field(default=2, description="Decoded batches buffered ahead of the learner "
-                                     "by a fetch thread that owns the Kafka client; 0: fetch and decode in the loop.")
-    fetcher: Literal["thread", "process"] = Field(
-        default="thread", description="Where prefetch fetches and decodes: thread (in the daemon's process), "
-        "or process (a child process: the client's Python no longer holds the learner's GIL; on 2 CPU cores "
-        "with kafka-python several times the end-to-end rate, see benchmarks/RESULTS.md).")
+    prefetch: NonNegativeInt = Field(default=2, description="Fetch and decode ahead of the learner, off its "
+                                     "loop, in fetchers that own the Kafka client (daemon.fetcher; with threads, "
+                                     "batches buffered per fetcher); 0: fetch and decode in the loop.")
+    fetcher: Literal["process", "thread"] = Field(
+        default="process", description="Where prefetch fetches and decodes: process (child processes, one per "
+        "fetch worker: the client's Python never holds the learner's GIL) or thread (in the daemon's process: "
+        "kafka-python's parsing then stalls the learner's torch calls; see benchmarks/RESULTS.md, ablation).")
     fetch_workers: PositiveInt = Field(
-        default=1, description="Fetch threads (with prefetch > 0), each owning a disjoint set of partitions: "
-        "group members, or a stable hash of the partition with kafka.assign. More than one only pays "
-        "when a single client is the bottleneck and cores are free.")
+        default=1, description="Fetch processes or threads (with prefetch > 0), each owning a disjoint set of "
+        "partitions: group members, or a stable hash of the partition with kafka.assign. More than one only "
+        "pays when a single client is the bottleneck and cores are free.")
     torch_threads: NonNegativeInt | None = Field(
         default=None, description="Intra-op CPU threads of torch; none: with prefetch on the CPU, the cores "
-        "the fetch threads leave (at least 1), else torch's default; 0: torch's default.")
+        "the fetchers leave (at least 1), else torch's default; 0: torch's default.")
     autocast: Literal["off", "bf16", "auto"] = Field(
         default="off", description="Run predict and train steps under bf16 autocast (CUDA, or CPUs with "
         "bf16 kernels); weights and optimizer stay float32. auto: bf16 on CPUs with AMX-BF16 (1.6x the learner "

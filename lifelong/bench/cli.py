@@ -30,7 +30,9 @@ def bench(
         help="Events learned by river (capped at RECORDS): its accuracy is compared with the daemon's over the "
         "same prefix.")] = 100_000,
     deep_river_records: Annotated[int, typer.Option(help="Prefix learned by deep-river (~300 events/s).")] = 10_000,
-    batch_size: Annotated[int, typer.Option(help="optim.batch_size of the daemon.")] = 256,
+    batch_size: Annotated[int, typer.Option(
+        help="optim.batch_size of the daemon (MLP; the CNN keeps 32: MODEL_OPTIONS in lifelong/bench/throughput.py).",
+    )] = 256,
     hidden: Annotated[str, typer.Option(help="MLP hidden widths, comma list (784-256-256-10 by default).")] = "256,256",
     replay_batch_size: Annotated[int, typer.Option(help="replay.batch_size: replayed rows per step.")] = 256,
     micro_batch: Annotated[int, typer.Option(help="daemon.micro_batch (0: each fetch as it comes).")] = 256,

@@ -16,6 +16,7 @@ At-least-once and nothing lost:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -36,6 +37,7 @@ from lifelong.daemon.notify import ServiceNotifier
 from lifelong.daemon.pending import PendingRecords
 from lifelong.learner import resolve_device
 from lifelong.metrics.exporter import DaemonMetrics, Health, MetricsServer
+from lifelong.stream.prefetch import FetcherStopped
 from lifelong.stream.records import DecodedBatch, RawRecord, TopicPartition
 
 log = logging.getLogger("lifelong.daemon")
@@ -153,11 +155,12 @@ class Daemon:
     def _connect(self) -> None:
         """Create the Kafka clients, retrying with backoff while the broker is unreachable (never exit).
 
-        ``kafka.client`` picks kafka-python or confluent-kafka. With ``daemon.prefetch`` > 0 the consumer runs on
-        fetch threads that also decode (lifelong.stream.prefetch), and the learner is tuned for that split: on
-        the CPU torch keeps the cores the fetch threads leave (two busy OpenMP threads sharing two cores with a
-        fetch thread ran the learner several times slower than one), plus the optional bf16 autocast and
-        torch.compile of ``daemon.autocast`` / ``daemon.compile``, and the fused optimizer kernel of ``optim.fused``.
+        ``kafka.client`` picks kafka-python or confluent-kafka. With ``daemon.prefetch`` > 0 the consumer runs in
+        fetch processes (``daemon.fetcher: process``, lifelong.stream.fetch_process) or threads
+        (lifelong.stream.prefetch) that also decode, and the learner is tuned for that split: on the CPU torch
+        keeps the cores the fetchers leave (two busy OpenMP threads sharing two cores with a fetcher ran the
+        learner several times slower than one), plus torch.compile (``daemon.compile``) and the fused optimizer
+        kernel of ``optim.fused``; bf16 autocast and the shared forward are the Learner's own.
         """
         import os
 
@@ -204,7 +207,8 @@ class Daemon:
             try:
                 self.consumer = open_stream(self.settings.kafka, prefetch=d.prefetch, workers=d.fetch_workers,
                                             decode=decode, process=d.fetcher == "process")
-                self.dead_letters = DeadLetterWriter(self.settings.kafka)
+                if self.dead_letters is None:  # kept across a consumer restart: its letters are in flight
+                    self.dead_letters = DeadLetterWriter(self.settings.kafka)
                 return
             except Exception as exc:  # noqa: BLE001 - any client error at start is retried
                 self.metrics.broker_errors.inc()
@@ -275,11 +279,23 @@ class Daemon:
                     break
                 records = self.consumer.poll(left_ms)
             return records
+        except FetcherStopped as exc:  # killed (out of memory, say) or a bug: rebuild it where we stand
+            log.error("%s: restarting the consumer at the learned positions", exc)
+            self._restart_consumer()
+            return []
         except Exception as exc:  # noqa: BLE001 - the broker going away must not kill the daemon
             self._broker_error("poll", exc)
             log.warning("poll failed (%s); retrying", exc)
             self._stop.wait(1.0)
             return []
+
+    def _restart_consumer(self) -> None:
+        """Close the consumer and open a new one; its assignment events seek to ``self.positions``, so nothing
+        is skipped or learned twice (pending rows stay pending: the positions are past them)."""
+        self.metrics.fetcher_restarts.inc()
+        with contextlib.suppress(Exception):
+            self.consumer.close()
+        self._connect()
 
     def _broker_error(self, what: str, exc: BaseException) -> None:
         self._last_broker_error = time.monotonic()
@@ -382,7 +398,7 @@ class Daemon:
         return kept if kept.total else None
 
     def _handle_records(self, records: list[RawRecord]) -> None:
-        """Guard, decode (unless the fetch thread did), dead-letter the bad, learn full micro-batches."""
+        """Guard, decode (unless the fetcher did), dead-letter the bad, learn full micro-batches."""
         from lifelong.stream.codecs import decode_records
         from lifelong.stream.prefetch import Prefetched, filter_batch
 

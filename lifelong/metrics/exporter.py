@@ -61,6 +61,8 @@ class DaemonMetrics:
         self.boundaries = Counter("lifelong_boundaries", "Boundaries passed to the strategies, by source.",
                                   ["source"], registry=r)
         self.broker_errors = Counter("lifelong_broker_errors", "Kafka errors survived by retrying.", registry=r)
+        self.fetcher_restarts = Counter("lifelong_fetcher_restarts", "Fetch processes or threads found dead and "
+                                        "rebuilt at the learned positions.", registry=r)
         self.ready_gauge = Gauge("lifelong_ready", "1 while the daemon is ready (model loaded, partitions assigned).",
                                  registry=r)
         self.build = Info("lifelong_build", "Version, strategy and device of this daemon.", registry=r)

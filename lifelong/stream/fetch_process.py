@@ -32,11 +32,11 @@ import signal
 import struct
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from multiprocessing.connection import wait
 from typing import Any
 
-from lifelong.stream.prefetch import Prefetched
+from lifelong.stream.prefetch import FetcherGroup, FetcherStopped, Prefetched
 from lifelong.stream.records import Coordinates, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -186,11 +186,11 @@ class _Child:
             raise value
         self.assignment, self.connected = set(value[0]), bool(value[1])
 
-    def stopped(self) -> RuntimeError:
-        return RuntimeError(f"fetch process {self.index} stopped (exit code {self.process.exitcode})")
+    def stopped(self) -> FetcherStopped:
+        return FetcherStopped(f"fetch process {self.index} stopped (exit code {self.process.exitcode})")
 
 
-class ProcessPrefetchingConsumer:
+class ProcessPrefetchingConsumer(FetcherGroup):
     """Same interface as :class:`lifelong.stream.prefetch.PrefetchingConsumer`, fetching in child processes.
 
     ``cfg`` is the ``kafka`` section; ``workers`` children each own a consumer (with ``workers > 1``: group
@@ -268,21 +268,7 @@ class ProcessPrefetchingConsumer:
             if left <= 0:
                 return Prefetched([])
             self._read(left)
-        kind, value = self._queue.popleft()
-        if kind == "batch":
-            return value
-        if kind == "events":
-            self._events.extend(value)
-            return Prefetched([], events=True)
-        raise value  # "error": what a child's poll raised
-
-    def drain_events(self) -> list[Any]:
-        out = list(self._events)
-        self._events.clear()
-        return out
-
-    def has_events(self) -> bool:
-        return bool(self._events)
+        return self._deliver(*self._queue.popleft())
 
     # ---- requests run in every child -----------------------------------------------------------------------
     def _broadcast(self, method: str, *args: Any, timeout_s: float | None = None,
@@ -343,15 +329,8 @@ class ProcessPrefetchingConsumer:
                            if tp in child.assignment and (wanted is None or tp in wanted)})
         return merged
 
-    def assignment(self) -> set[TopicPartition]:
-        """Partitions held, as of each child's last message (no round trip)."""
-        out: set[TopicPartition] = set()
-        for child in self.children:
-            out |= child.assignment
-        return out
-
-    def connected(self) -> bool:
-        return any(child.connected for child in self.children)
+    def fetchers(self) -> Sequence[Any]:
+        return self.children
 
     def close(self) -> None:
         """Stop the children; each closes its consumer (commits nothing)."""
@@ -368,9 +347,3 @@ class ProcessPrefetchingConsumer:
                 child.process.join(timeout=5.0)
             with contextlib.suppress(Exception):
                 child.conn.close()
-
-    def __enter__(self) -> ProcessPrefetchingConsumer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

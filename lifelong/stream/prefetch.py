@@ -41,11 +41,16 @@ import numpy as np
 
 from lifelong.stream.records import Coordinates, DecodedBatch, RawRecord, TopicPartition, rows_from, select_rows
 
-__all__ = ["Prefetched", "PrefetchingConsumer", "open_stream", "partition_owner", "subset_consumer"]
+__all__ = ["FetcherStopped", "Prefetched", "PrefetchingConsumer", "open_stream", "partition_owner",
+           "subset_consumer"]
 
 log = logging.getLogger(__name__)
 
 Decoder = Callable[[list[RawRecord]], DecodedBatch]
+
+
+class FetcherStopped(RuntimeError):
+    """A fetch thread or process is gone (a bug, or the process was killed): the consumer must be rebuilt."""
 Factory = Callable[[], Any]
 
 
@@ -329,7 +334,54 @@ class _Worker(threading.Thread):
                 self.requests.popleft().future.set_exception(RuntimeError("consumer closed"))
 
 
-class PrefetchingConsumer:
+class FetcherGroup:
+    """What the thread and process fetchers share: members (``fetchers()``) with ``assignment``/``connected``
+    as of their last report, so the main loop asks every turn without a round trip."""
+
+    _events: deque[Any]  # rebalance events handed over by poll(), for drain_events()
+
+    def fetchers(self) -> Sequence[Any]:
+        raise NotImplementedError
+
+    def _deliver(self, kind: str, value: Any) -> Prefetched:
+        """What poll() returns for one queued item: a batch; an empty fetch flagging events; or the error."""
+        if kind == "batch":
+            return value
+        if kind == "events":
+            self._events.extend(value)
+            return Prefetched([], events=True)
+        raise value  # "error": what a fetcher's poll raised
+
+    def drain_events(self) -> list[Any]:
+        """Rebalance events the fetchers saw, oldest first, in order with the batches."""
+        out = list(self._events)
+        self._events.clear()
+        return out
+
+    def has_events(self) -> bool:
+        return bool(self._events)
+
+    def assignment(self) -> set[TopicPartition]:
+        """Partitions held, as of each member's last report."""
+        out: set[TopicPartition] = set()
+        for member in self.fetchers():
+            out |= member.assignment
+        return out
+
+    def connected(self) -> bool:
+        return any(member.connected for member in self.fetchers())
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PrefetchingConsumer(FetcherGroup):
     """The daemon's consumer interface over one or more consumers running on their own threads.
 
     ``factories``: one callable per worker, called on that worker's thread, returning a StreamConsumer-like
@@ -367,25 +419,10 @@ class PrefetchingConsumer:
         if item is None:
             for worker in self.workers:
                 if worker.died is not None:
-                    raise RuntimeError(f"fetch thread {worker.index} stopped: {worker.died!r}") from worker.died
+                    raise FetcherStopped(f"fetch thread {worker.index} stopped: {worker.died!r}") from worker.died
             return Prefetched([])
-        kind, value = item
-        if kind == "batch":
-            return value
-        if kind == "events":
-            self._events.extend(value)
-            return Prefetched([], events=True)
-        raise value  # "error": what the worker's poll raised
+        return self._deliver(*item)
 
-    def drain_events(self) -> list[Any]:
-        """Rebalance events the workers saw, oldest first, in order with the batches."""
-        out = []
-        while self._events:
-            out.append(self._events.popleft())
-        return out
-
-    def has_events(self) -> bool:
-        return bool(self._events)
 
     # ---- requests run on the workers' threads ---------------------------------------------------------------
     def _broadcast(self, fn: Callable[[Any], Any], purge: set[TopicPartition] | None = None,
@@ -437,15 +474,8 @@ class PrefetchingConsumer:
                     timeout=self.request_timeout_s))
         return merged
 
-    def assignment(self) -> set[TopicPartition]:
-        """Partitions held, as of each worker's last poll (no round trip: the main loop asks every turn)."""
-        out: set[TopicPartition] = set()
-        for worker in self.workers:
-            out |= worker.assignment
-        return out
-
-    def connected(self) -> bool:
-        return any(w.connected for w in self.workers)
+    def fetchers(self) -> Sequence[Any]:
+        return self.workers
 
     def close(self) -> None:
         """Stop the workers; each closes its own consumer (commits nothing)."""
@@ -456,11 +486,6 @@ class PrefetchingConsumer:
             if worker.is_alive() and worker is not threading.current_thread():
                 worker.join(timeout=15.0)
 
-    def __enter__(self) -> PrefetchingConsumer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def open_stream(cfg: Any, *, prefetch: int = 0, workers: int = 1, decode: Decoder | None = None,

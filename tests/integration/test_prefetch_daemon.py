@@ -117,3 +117,67 @@ def test_learner_flags_threads_and_bf16_autocast(
     assert stats.events == 600
     assert all(group["fused"] for group in daemon.learner.optimizer.param_groups)  # optim.fused: auto
     assert torch.bfloat16 in dtypes[1:] and daemon.learner.model.head.weight.dtype == torch.float32
+
+
+def test_fetch_process_delivers_decoded_rows_and_a_dead_child_is_raised(
+    shared_broker: EmbeddedBroker, make_topic: Callable[..., str], tmp_path: Path,
+) -> None:
+    import functools
+    import time
+
+    from lifelong.stream.codecs import decode_records
+
+    topic = make_topic(2)
+    x, y = blobs(2_000, FEATURES)
+    feed_arrays(x, y, topic=topic, bootstrap_servers=shared_broker.bootstrap, keys="index", progress=False)
+    cfg = settings(shared_broker.bootstrap, topic, tmp_path, "kafka-python", 2, 1).kafka
+    decode = functools.partial(decode_records, codec="f32", num_features=FEATURES, max_classes=10)
+    consumer = ProcessPrefetchingConsumer(cfg, workers=2, decode=decode)
+    try:
+        rows: dict[int, list[int]] = {}
+        deadline = time.monotonic() + 60
+        while sum(map(len, rows.values())) < 2_000 and time.monotonic() < deadline:
+            fetched = consumer.poll(1000)
+            if fetched.batch is not None:
+                for p, o in zip(fetched.batch.partitions.tolist(), fetched.batch.offsets.tolist(), strict=True):
+                    rows.setdefault(p, []).append(o)
+        assert consumer.assignment() == {(topic, 0), (topic, 1)}  # the two children split the partitions
+        assert {p: offs == list(range(len(offs))) for p, offs in rows.items()} == {0: True, 1: True}
+        assert sum(map(len, rows.values())) == 2_000
+        assert consumer.commit({(topic, 0): len(rows[0]), (topic, 1): 5}, timeout_ms=5000) == {
+            (topic, 0): len(rows[0]), (topic, 1): 5}
+        consumer.children[1].process.kill()
+        with pytest.raises(RuntimeError, match="fetch process 1 stopped"):
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                consumer.poll(200)
+    finally:
+        consumer.close()
+
+
+def test_daemon_rebuilds_a_killed_fetch_process_and_learns_every_record_once(
+    shared_broker: EmbeddedBroker, make_topic: Callable[..., str], tmp_path: Path,
+) -> None:
+    topic = make_topic(PARTITIONS)
+    x, y = blobs(N, FEATURES)
+    feed_arrays(x, y, topic=topic, bootstrap_servers=shared_broker.bootstrap, keys="index", progress=False)
+    config = settings(shared_broker.bootstrap, topic, tmp_path, "kafka-python", 1, N, "process")
+    config.kafka.max_poll_records = 200
+    seen: list[tuple[int, int]] = []
+    killed: list[int] = []
+
+    def on_batch(daemon: Daemon, batch) -> None:
+        seen.extend(zip(batch.partitions.tolist(), batch.offsets.tolist(), strict=True))
+        if not killed and len(seen) >= 1_000:
+            child = daemon.consumer.children[0].process
+            killed.append(child.pid)
+            child.kill()
+
+    daemon = Daemon(config, install_signal_handlers=False, on_batch=on_batch)
+    stats = daemon.run()
+    assert killed and daemon.consumer.children[0].process.pid != killed[0]  # a new child took over
+    assert daemon.metrics.value("lifelong_fetcher_restarts_total") == 1
+    assert stats.events == N and len(seen) == N and len(set(seen)) == N  # none missing, none twice
+    for p in range(PARTITIONS):
+        offsets = [o for q, o in seen if q == p]
+        assert offsets == list(range(len(offsets)))

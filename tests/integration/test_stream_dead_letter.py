@@ -188,6 +188,9 @@ def test_dead_letter_flush_fails_while_the_broker_is_down_and_recovers(
         except DeadLetterError as retry:
             failed = retry.failed
     writer.close()
-    dlq = _read_all(kafka_config(broker.bootstrap, "events.dlq", assign=True), 1, timeout_s=15)
-    assert [(r.value, r.header("reason"), r.header("source_offset")) for r in dlq] == [
-        (b"\x00garbage", b"bad_magic", b"41")]
+    dlq = _read_all(kafka_config(broker.bootstrap, "events.dlq", assign=True), attempts, timeout_s=15)
+    letters = [(r.value, r.header("reason"), r.header("source_offset")) for r in dlq]
+    # at least once: an attempt reported failed may still have landed (its ack lost in the restart), so a retry
+    # can write the letter again; one per attempt at most, and none other
+    assert set(letters) == {(b"\x00garbage", b"bad_magic", b"41")}
+    assert len(letters) <= attempts, f"{len(letters)} copies after {attempts} attempts"
