@@ -2,8 +2,8 @@
 
 Why processes: kafka-python parses every record in Python. On a fetch *thread* that parsing holds the GIL, and
 each torch kernel of the learner, which releases the GIL, must wait to take it back: measured on 2 CPU cores, a
-busy Python thread cut the learner from 47,000 to 700 events/s, a busy process left it at 52,000
-(benchmarks/RESULTS.md). Child processes keep the fetch path's Python off the learner's interpreter, and
+busy Python thread cut the learner from 74,097 to 744 events/s, a busy process left it at 71,558
+(benchmarks/gil_contention.py). Child processes keep the fetch path's Python off the learner's interpreter, and
 several of them (``workers``) fetch and decode disjoint partitions in parallel.
 
 How: each child owns one consumer (a group member, or in ``assign`` mode the partitions
