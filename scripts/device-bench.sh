@@ -5,7 +5,8 @@
 #   call 2, carry [".wheelhouse/b"]:  bash scripts/device-bench.sh run         (the rest, then the benchmark)
 # The machine keeps ignored outputs between calls while it stays warm (call 2 right after call 1). `run` then
 # benchmarks confluent-kafka and kafka-python with one fetch process and with WORKERS (one per partition group),
-# device cuda, and copies the figures (benchmarks/results.jsonl, RESULTS.md, JSON) to $OUT.
+# device cuda, and copies the figures (benchmarks/results.jsonl, RESULTS.md, JSON) to $OUT. Rehearsed on a CPU
+# machine with DEVICE=cpu and wheels for its Python (PYTHON_VERSION=3.11 scripts/device-wheelhouse.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SITE=$PWD/.devsite
@@ -22,7 +23,8 @@ run)
     export PYTHONPATH=$SITE:$PWD LIFELONG_CACHE=$PWD/.wheelhouse/b  # mnist.npz is there
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
     out=${OUT:-/tmp}
-    common=(--records "$RECORDS" --models mlp --replays reservoir --repeats 3 --device cuda --river-records 20000
+    common=(--records "$RECORDS" --models mlp --replays reservoir --repeats "${REPEATS:-3}" --device "${DEVICE:-cuda}"
+            --river-records "${RIVER_RECORDS:-20000}"
             --clients confluent,kafka-python)
     python3 -m lifelong bench "${common[@]}" --json "$out/cuda-one-fetcher.json"
     python3 -m lifelong bench "${common[@]}" --partitions "$PARTITIONS" --fetch-workers "$WORKERS" \

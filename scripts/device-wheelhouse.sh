@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 rm -rf .wheelhouse && mkdir -p .wheelhouse/a .wheelhouse/b
 get() {  # get DEST REQUIREMENT...: cp312 manylinux wheels with their dependencies, less what the GPU has
     local dest=$1; shift
-    python3 -m pip download --quiet --dest "$dest" --only-binary=:all: --python-version 3.12 \
+    python3 -m pip download --quiet --dest "$dest" --only-binary=:all: --python-version "${PYTHON_VERSION:-3.12}" \
         --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
         --implementation cp "$@"
     rm -f "$dest"/numpy-*.whl "$dest"/torch-*.whl "$dest"/PyYAML-*.whl "$dest"/prometheus_client-*.whl
