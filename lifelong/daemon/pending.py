@@ -35,14 +35,8 @@ class PendingRecords:
         if not len(batch):
             return
         index = np.empty(len(batch), dtype=np.int64)
-        topics = set(batch.topics)
-        for topic in topics:  # one pass per (topic, partition), not per row
-            rows = slice(None) if len(topics) == 1 else np.array([t == topic for t in batch.topics], dtype=bool)
-            partitions = np.asarray(batch.partitions)[rows]
-            ids = np.empty(len(partitions), dtype=np.int64)
-            for partition in np.unique(partitions).tolist():
-                ids[partitions == partition] = self._tp_index((topic, int(partition)))
-            index[rows] = ids
+        for tp, rows in batch.partition_rows().items():
+            index[rows] = self._tp_index(tp)
         self._x.append(batch.x)
         self._y.append(batch.y)
         self._tp.append(index)

@@ -366,7 +366,7 @@ class Daemon:
     def _guard_runs(self, fetched: Any) -> DecodedBatch | None:
         """The guard of :meth:`_guard` on a fetch process's :class:`Coordinates`: one step per partition, not per
         record, when a partition's offsets are contiguous (the usual case). Returns the rows to learn, or None."""
-        from lifelong.stream.records import rows_from, select_rows
+        from lifelong.stream.records import select_rows
 
         batch = fetched.batch
         accepted: dict[TopicPartition, np.ndarray] = {}  # offsets to learn, per partition
@@ -391,9 +391,10 @@ class Daemon:
             log.warning("consumer ahead of the checkpoint on %s: seeking back", _fmt_offsets(jumped))
             self.consumer.seek(jumped)
         keep = np.zeros(len(batch), dtype=bool)
-        for (topic, partition), offsets in accepted.items():
-            keep |= rows_from(batch, topic, partition) & np.isin(batch.offsets, offsets)
-        bad = [b for b in batch.bad if b.record.offset in set(accepted.get((b.record.topic, b.record.partition), ()))]
+        for tp, rows in batch.partition_rows().items():
+            keep |= rows & np.isin(batch.offsets, accepted.get(tp, ()))
+        learned = {tp: set(offsets.tolist()) for tp, offsets in accepted.items()}
+        bad = [b for b in batch.bad if b.record.offset in learned.get((b.record.topic, b.record.partition), ())]
         kept = select_rows(batch, keep, bad)
         return kept if kept.total else None
 

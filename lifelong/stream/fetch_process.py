@@ -132,7 +132,7 @@ def _child(conn: Any, cfg: Any, index: int, workers: int, decode: Callable | Non
                 if not _all_held(records, held):  # revoked while polling: drop them, their new owner has them
                     records = [r for r in records if (r.topic, r.partition) in held]
             if records:
-                fetched = Prefetched(list(records))
+                fetched = Prefetched(records)
                 if decode is not None:
                     try:
                         batch = decode(fetched.records)

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from lifelong.stream.records import Coordinates, DecodedBatch, RawRecord, TopicPartition, rows_from, select_rows
+from lifelong.stream.records import Coordinates, DecodedBatch, RawRecord, TopicPartition, select_rows
 
 __all__ = ["FetcherStopped", "Prefetched", "PrefetchingConsumer", "open_stream", "partition_owner",
            "subset_consumer"]
@@ -47,11 +47,11 @@ __all__ = ["FetcherStopped", "Prefetched", "PrefetchingConsumer", "open_stream",
 log = logging.getLogger(__name__)
 
 Decoder = Callable[[list[RawRecord]], DecodedBatch]
+Factory = Callable[[], Any]
 
 
 class FetcherStopped(RuntimeError):
     """A fetch thread or process is gone (a bug, or the process was killed): the consumer must be rebuilt."""
-Factory = Callable[[], Any]
 
 
 @dataclass(slots=True)
@@ -76,8 +76,9 @@ class Prefetched:
         """The same fetch without the rows of ``partitions``."""
         if self.coords is not None and self.batch is not None:
             keep = np.ones(len(self.batch), dtype=bool)
-            for topic, partition in partitions:
-                keep &= ~rows_from(self.batch, topic, partition)
+            for tp, rows in self.batch.partition_rows().items():
+                if tp in partitions:
+                    keep &= ~rows
             bad = [b for b in self.batch.bad if (b.record.topic, b.record.partition) not in partitions]
             return Prefetched([], select_rows(self.batch, keep, bad), coords=self.coords.without(partitions))
         return self.select(lambda r: (r.topic, r.partition) not in partitions)
@@ -93,22 +94,11 @@ class Prefetched:
 def filter_batch(batch: DecodedBatch, records: Iterable[RawRecord]) -> DecodedBatch:
     """Rows of ``batch`` whose (topic, partition, offset) is among ``records``; ``next_offsets`` follows them."""
     wanted = {(r.topic, r.partition, r.offset) for r in records}
-    rows = [i for i, (t, p, o) in enumerate(zip(batch.topics, batch.partitions.tolist(), batch.offsets.tolist(),
-                                                strict=True)) if (t, p, o) in wanted]
-    if len(rows) == len(batch):
-        x, y, topics, partitions, offsets = batch.x, batch.y, batch.topics, batch.partitions, batch.offsets
-    else:
-        index = np.asarray(rows, dtype=np.int64)
-        x, y = batch.x[index], batch.y[index]
-        topics = [batch.topics[i] for i in rows]
-        partitions, offsets = batch.partitions[index], batch.offsets[index]
+    keep = np.fromiter(((t, p, o) in wanted for t, p, o in zip(batch.topics, batch.partitions.tolist(),
+                                                                 batch.offsets.tolist(), strict=True)),
+                       dtype=bool, count=len(batch))
     bad = [b for b in batch.bad if (b.record.topic, b.record.partition, b.record.offset) in wanted]
-    next_offsets: dict[TopicPartition, int] = {}
-    for topic, partition, offset in wanted:
-        key = (topic, partition)
-        next_offsets[key] = max(next_offsets.get(key, 0), offset + 1)
-    return DecodedBatch(x=x, y=y, topics=topics, partitions=partitions, offsets=offsets, bad=bad,
-                        next_offsets=next_offsets)
+    return select_rows(batch, keep, bad)
 
 
 def partition_owner(tp: TopicPartition, workers: int) -> int:
@@ -423,7 +413,6 @@ class PrefetchingConsumer(FetcherGroup):
             return Prefetched([])
         return self._deliver(*item)
 
-
     # ---- requests run on the workers' threads ---------------------------------------------------------------
     def _broadcast(self, fn: Callable[[Any], Any], purge: set[TopicPartition] | None = None,
                    timeout_s: float | None = None) -> list[Any]:
@@ -485,7 +474,6 @@ class PrefetchingConsumer(FetcherGroup):
         for worker in self.workers:
             if worker.is_alive() and worker is not threading.current_thread():
                 worker.join(timeout=15.0)
-
 
 
 def open_stream(cfg: Any, *, prefetch: int = 0, workers: int = 1, decode: Decoder | None = None,

@@ -61,6 +61,17 @@ class DecodedBatch:
         """Good plus bad records."""
         return len(self) + len(self.bad)
 
+    def partition_rows(self) -> dict[TopicPartition, np.ndarray]:
+        """Per (topic, partition), the boolean mask of its rows: one pass per partition, not per row."""
+        topics = set(self.topics)
+        out: dict[TopicPartition, np.ndarray] = {}
+        for topic in topics:
+            of_topic = (np.ones(len(self), dtype=bool) if len(topics) == 1
+                        else np.array([t == topic for t in self.topics], dtype=bool))
+            for partition in np.unique(self.partitions[of_topic]).tolist():
+                out[(topic, int(partition))] = of_topic & (self.partitions == partition)
+        return out
+
 
 @dataclass(slots=True)
 class Coordinates:
@@ -84,14 +95,6 @@ class Coordinates:
 
     def without(self, partitions: set[TopicPartition]) -> Coordinates:
         return Coordinates([run for run in self.runs if (run[0], run[1]) not in partitions])
-
-
-def rows_from(batch: DecodedBatch, topic: str, partition: int) -> np.ndarray:
-    """Boolean mask of ``batch``'s rows that came from ``(topic, partition)``."""
-    mask = batch.partitions == partition
-    if len(set(batch.topics)) > 1:
-        mask &= np.array([t == topic for t in batch.topics], dtype=bool)
-    return mask
 
 
 def select_rows(batch: DecodedBatch, keep: np.ndarray, keep_bad: list[BadRecord]) -> DecodedBatch:
