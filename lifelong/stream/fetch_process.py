@@ -127,22 +127,24 @@ def _child(conn: Any, cfg: Any, index: int, workers: int, decode: Callable | Non
             now_state = state()
             if events:
                 _send(conn, ("events", events, now_state))
+                last_sent = time.monotonic()
             if records:
-                held = now_state[0]
-                if not _all_held(records, held):  # revoked while polling: drop them, their new owner has them
-                    records = [r for r in records if (r.topic, r.partition) in held]
+                coords = Coordinates.of(records)
+                gone = {(t, p) for t, p, _ in coords.runs} - now_state[0]
+                if gone:  # revoked while polling: drop them, their new owner has them
+                    records = [r for r in records if (r.topic, r.partition) not in gone]
+                    coords = coords.without(gone)
             if records:
                 fetched = Prefetched(records)
                 if decode is not None:
-                    try:
-                        batch = decode(fetched.records)
-                        fetched = Prefetched([], batch, coords=Coordinates.of(fetched.records))
+                    try:  # coordinates only: the guard needs no values, and the bad records carry theirs
+                        fetched = Prefetched([], decode(records), coords=coords)
                     except Exception:  # noqa: BLE001 - the main loop decodes the records itself and sees the error
                         log.exception("decode failed in fetch process %d; the main loop will decode this batch",
                                       index)
                 _send(conn, ("batch", fetched, now_state))
                 last_sent = time.monotonic()
-            elif events or time.monotonic() - last_sent >= IDLE_STATE_S:
+            elif time.monotonic() - last_sent >= IDLE_STATE_S:
                 _send(conn, ("state", None, now_state))
                 last_sent = time.monotonic()
     except (BrokenPipeError, EOFError, KeyboardInterrupt):
@@ -150,18 +152,6 @@ def _child(conn: Any, cfg: Any, index: int, workers: int, decode: Callable | Non
     finally:
         with contextlib.suppress(Exception):
             consumer.close()
-
-
-def _all_held(records: list, held: set[TopicPartition]) -> bool:
-    """Whether every record's partition is still assigned (checked per partition run, not per record)."""
-    last: TopicPartition | None = None
-    for record in records:
-        tp = (record.topic, record.partition)
-        if tp != last:
-            if tp not in held:
-                return False
-            last = tp
-    return True
 
 
 class _Child:
