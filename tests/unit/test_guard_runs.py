@@ -65,3 +65,11 @@ def test_same_rows_positions_and_seeks_as_the_record_guard():
         assert d.consumer.seeks == want_seeks
         if batch is not None and batch is not fetched.batch:  # filtered: next_offsets follow what is left
             assert batch.next_offsets == {("t", p): max(o for q, o in got if q == p) + 1 for p, _ in got}
+
+
+def test_partition_rows_split_rows_by_topic_and_partition():
+    batch = DecodedBatch(x=np.zeros((5, 1), dtype=np.float32), y=np.zeros(5, dtype=np.int64),
+                         topics=["a", "b", "a", "a", "b"], partitions=np.array([0, 0, 1, 0, 0]),
+                         offsets=np.arange(5, dtype=np.int64))
+    rows = {tp: np.flatnonzero(mask).tolist() for tp, mask in batch.partition_rows().items()}
+    assert rows == {("a", 0): [0, 3], ("a", 1): [2], ("b", 0): [1, 4]}
