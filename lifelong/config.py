@@ -298,6 +298,10 @@ class DaemonConfig(Section):
         default="process", description="Where prefetch fetches and decodes: process (child processes, one per "
         "fetch worker: the client's Python never holds the learner's GIL) or thread (in the daemon's process: "
         "kafka-python's parsing then stalls the learner's torch calls; see benchmarks/RESULTS.md, ablation).")
+    shared_memory: bool = Field(
+        default=True, description="With daemon.fetcher: process, hand decoded batches over in shared-memory "
+        "blocks (two per fetch process, each the size of one poll's features, in /dev/shm) instead of through "
+        "the child's pipe; a child that cannot make a block says so once and uses the pipe.")
     fetch_workers: PositiveInt = Field(
         default=1, description="Fetch processes or threads (with prefetch > 0), each owning a disjoint set of "
         "partitions: group members, or a stable hash of the partition with kafka.assign. More than one only "

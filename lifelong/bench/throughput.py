@@ -69,6 +69,7 @@ class Options:
     prefetch: int = 2
     fetch_workers: int = 1
     fetcher: str = "process"
+    shared_memory: bool = True
     shared_forward: bool | None = None  # optim.shared_forward; None: the daemon's auto
     torch_threads: int | None = None
     autocast: str = "auto"
@@ -202,7 +203,8 @@ def daemon_settings(bootstrap: str, topic: str, *, client: str, model: str, repl
         checkpoint={"dir": str(checkpoint_dir)},
         daemon={"device": opts.device, "max_events": n, "micro_batch": opts.micro_batch, "idle_exit_s": 60,
                 "prefetch": opts.prefetch,
-                "fetch_workers": opts.fetch_workers, "fetcher": opts.fetcher, "torch_threads": opts.torch_threads,
+                "fetch_workers": opts.fetch_workers, "fetcher": opts.fetcher, "shared_memory": opts.shared_memory,
+                "torch_threads": opts.torch_threads,
                 "autocast": opts.autocast, "compile": opts.compile, "summary_interval_s": 3600,
                 "log_level": "WARNING"},
     )
@@ -483,6 +485,7 @@ def run_throughput(opts: Options, emit: Callable[[str], None] = print) -> dict[s
 ABLATIONS: dict[str, dict[str, Any]] = {
     "default": {},
     "fetcher=thread": {"fetcher": "thread"},
+    "shared_memory=false": {"shared_memory": False},
     "shared_forward=false": {"shared_forward": False},
     "autocast=off": {"autocast": "off"},
     "prefetch=0, torch_threads=1": {"prefetch": 0, "torch_threads": 1},

@@ -206,7 +206,8 @@ class Daemon:
         while not self._stop.is_set():
             try:
                 self.consumer = open_stream(self.settings.kafka, prefetch=d.prefetch, workers=d.fetch_workers,
-                                            decode=decode, process=d.fetcher == "process")
+                                            decode=decode, process=d.fetcher == "process",
+                                            shared_memory=d.shared_memory)
                 if self.dead_letters is None:  # kept across a consumer restart: its letters are in flight
                     self.dead_letters = DeadLetterWriter(self.settings.kafka)
                 return

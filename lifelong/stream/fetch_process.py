@@ -10,13 +10,17 @@ How: each child owns one consumer (a group member, or in ``assign`` mode the par
 :func:`lifelong.stream.prefetch.partition_owner` gives it), polls and decodes it, and sends over its pipe the
 decoded batch with the records' :class:`~lifelong.stream.records.Coordinates` (values travel only in the bad
 records, for the dead-letter topic), its rebalance events, and the answers to the parent's requests (commit,
-seek, lag, committed), which it runs between polls. One pipe carries a child's messages in order, so:
+seek, lag, committed), which it runs between polls. The decoded features themselves lie in one of the child's
+two shared-memory blocks (:mod:`lifelong.stream.shared_blocks`): the parent copies them out as it reads the
+message and hands the block back. One pipe carries a child's messages in order, so:
 
 - a request's answer comes after every batch the child sent before running it; the parent keeps reading
   batches into its own queue while it waits, so neither side blocks the other;
 - after a ``seek`` the parent drops its queued rows of the partitions moved (as the thread version does), and
   on a revocation the queued rows of the partitions gone;
-- back-pressure: a child blocks on its pipe while the parent is busy learning, and its client stops fetching.
+- back-pressure: while the parent is busy learning it reads no message, so both blocks stay lent and the child
+  waits for one with its next batch (keeping any request that comes meanwhile until that batch is sent): its
+  client stops fetching.
 
 A child that dies is raised from ``poll()``, as a dead fetch thread is.
 """
@@ -24,6 +28,7 @@ A child that dies is raised from ``poll()``, as a dead fetch thread is.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import multiprocessing as mp
@@ -38,12 +43,15 @@ from typing import Any
 
 from lifelong.stream.prefetch import FetcherGroup, FetcherStopped, Prefetched
 from lifelong.stream.records import Coordinates, TopicPartition
+from lifelong.stream.shared_blocks import BlockPool, BlockReader, BlockRef, unlink_orphans
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 120.0  # spawning a child imports kafka-python and numpy: seconds on a loaded machine
 FETCH_TIMEOUT_MS = 200  # a child's poll: the longest a request waits for it when no record comes
 IDLE_STATE_S = 0.5  # an idle child still reports its assignment this often (readiness)
+BLOCKS = 2  # shared-memory blocks per child: one being read by the parent, one being filled
+BLOCK_WAIT_S = 0.2  # how long a child waits at a time for a block back (serving the pipe meanwhile)
 
 
 def _dumps(message: tuple) -> tuple[bytes, list[pickle.PickleBuffer]]:
@@ -88,7 +96,8 @@ def _open(cfg: Any, index: int, workers: int, overrides: dict) -> Any:
     return open_consumer(cfg, **overrides)  # one group member each (or the only consumer)
 
 
-def _child(conn: Any, cfg: Any, index: int, workers: int, decode: Callable | None, overrides: dict) -> None:
+def _child(conn: Any, cfg: Any, index: int, workers: int, decode: Callable | None, overrides: dict,
+           blocks_limit: int = BLOCKS) -> None:
     """One child: poll, decode, send; run the parent's requests between polls."""
     # Ctrl-C reaches the whole process group: the parent finishes its batch, commits through this child, then
     # closes it; a parent that dies leaves this child a broken pipe, and it exits
@@ -103,20 +112,59 @@ def _child(conn: Any, cfg: Any, index: int, workers: int, decode: Callable | Non
     def state() -> tuple[set[TopicPartition], bool]:
         return set(consumer.assignment()), bool(consumer.connected())
 
+    blocks = BlockPool(limit=blocks_limit) if blocks_limit > 0 else None  # None: features go through the pipe
+    deferred: list[tuple] = []  # requests that came while a batch waited for a block: run after it is sent
+
+    def run(message: tuple) -> None:
+        _, request_id, method, args = message
+        try:
+            result: Any = ("ok", getattr(consumer, method)(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            result = ("error", exc)
+        _send(conn, ("reply", request_id, result, state()))
+
+    def serve(timeout: float = 0.0, defer: bool = False) -> bool:
+        """Handle the parent's messages waiting on the pipe (the first up to ``timeout``); False on close.
+        ``defer``: keep requests for later, so that a reply never overtakes a batch already fetched."""
+        while conn.poll(timeout):
+            timeout = 0.0
+            message = _recv(conn)
+            if message[0] == "close":
+                return False
+            if message[0] == "free":
+                if blocks is not None:
+                    blocks.give_back(message[1])
+            elif defer:
+                deferred.append(message)
+            else:
+                run(message)
+        return True
+
+    def share(fetched: Prefetched) -> tuple[Prefetched, BlockRef | None] | None:
+        """Move the batch's features into a block (waiting for one back from the parent); None on close."""
+        batch = fetched.batch
+        if blocks is None or batch is None or not len(batch) or blocks.failed is not None:
+            return fetched, None
+        ref = blocks.put(batch.x)
+        while ref is None and blocks.failed is None:  # all blocks are with the parent: it is busy learning
+            if not serve(BLOCK_WAIT_S, defer=True):
+                return None
+            ref = blocks.put(batch.x)
+        if ref is None:
+            log.warning("fetch process %d: no shared memory (%s); batches go through the pipe", index,
+                        blocks.failed)
+            return fetched, None
+        return dataclasses.replace(fetched, batch=dataclasses.replace(batch, x=batch.x[:0])), ref
+
     _send(conn, ("ready", state()))
     last_sent = time.monotonic()
     try:
         while True:
-            while conn.poll():
-                message = _recv(conn)
-                if message[0] == "close":
-                    return
-                _, request_id, method, args = message
-                try:
-                    result: Any = ("ok", getattr(consumer, method)(*args))
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                    result = ("error", exc)
-                _send(conn, ("reply", request_id, result, state()))
+            for message in deferred:
+                run(message)
+            deferred.clear()
+            if not serve():
+                return
             try:
                 records = consumer.poll(FETCH_TIMEOUT_MS)
                 events = consumer.drain_events()
@@ -142,7 +190,10 @@ def _child(conn: Any, cfg: Any, index: int, workers: int, decode: Callable | Non
                     except Exception:  # noqa: BLE001 - the main loop decodes the records itself and sees the error
                         log.exception("decode failed in fetch process %d; the main loop will decode this batch",
                                       index)
-                _send(conn, ("batch", fetched, now_state))
+                shared = share(fetched)
+                if shared is None:
+                    return
+                _send(conn, ("batch", *shared, now_state))
                 last_sent = time.monotonic()
             elif time.monotonic() - last_sent >= IDLE_STATE_S:
                 _send(conn, ("state", None, now_state))
@@ -150,6 +201,8 @@ def _child(conn: Any, cfg: Any, index: int, workers: int, decode: Callable | Non
     except (BrokenPipeError, EOFError, KeyboardInterrupt):
         return  # the parent went away
     finally:
+        if blocks is not None:
+            blocks.close()
         with contextlib.suppress(Exception):
             consumer.close()
 
@@ -158,15 +211,16 @@ class _Child:
     """The parent's handle on one child: its process, pipe and last reported state."""
 
     def __init__(self, context: Any, cfg: Any, index: int, workers: int, decode: Callable | None,
-                 overrides: dict) -> None:
+                 overrides: dict, blocks: int) -> None:
         self.index = index
         self.conn, child_conn = context.Pipe()
-        self.process = context.Process(target=_child, args=(child_conn, cfg, index, workers, decode, overrides),
+        self.process = context.Process(target=_child, args=(child_conn, cfg, index, workers, decode, overrides, blocks),
                                        name=f"lifelong-fetch-{index}", daemon=True)
         self.process.start()
         child_conn.close()
         self.assignment: set[TopicPartition] = set()
         self.connected = True
+        self.blocks: set[str] = set()  # its shared-memory blocks seen so far (unlinked here if it is killed)
 
     def wait_ready(self, timeout: float) -> None:
         if not self.conn.poll(timeout):
@@ -177,7 +231,15 @@ class _Child:
         self.assignment, self.connected = set(value[0]), bool(value[1])
 
     def stopped(self) -> FetcherStopped:
+        self.process.join(timeout=1.0)
+        self.reap()
         return FetcherStopped(f"fetch process {self.index} stopped (exit code {self.process.exitcode})")
+
+    def reap(self) -> None:
+        """A child killed by a signal left its blocks behind: unlink them (one that exited unlinked its own)."""
+        if self.blocks and self.process.exitcode is not None and self.process.exitcode < 0:
+            unlink_orphans(self.blocks)
+            self.blocks.clear()
 
 
 class ProcessPrefetchingConsumer(FetcherGroup):
@@ -185,13 +247,15 @@ class ProcessPrefetchingConsumer(FetcherGroup):
 
     ``cfg`` is the ``kafka`` section; ``workers`` children each own a consumer (with ``workers > 1``: group
     members, or disjoint partition sets in ``assign`` mode). ``decode`` must pickle (a module-level function or
-    a partial of one). ``depth`` is accepted for the interface's sake: a child's pipe holds about one batch
-    (a sender thread in the child that kept ``depth`` batches ready measured no faster on 2 cores). Raises a
-    child's error (e.g. broker unreachable) from the constructor.
+    a partial of one). ``depth`` is accepted for the interface's sake: a child runs at most ``BLOCKS`` decoded
+    batches ahead (a sender thread in the child that kept ``depth`` batches ready measured no faster on 2
+    cores). ``shared_memory``: decoded features travel in shared-memory blocks (lifelong.stream.shared_blocks);
+    False sends them through the pipe, as a child also does once it cannot make a block. Raises a child's
+    error (e.g. broker unreachable) from the constructor.
     """
 
     def __init__(self, cfg: Any, *, depth: int = 2, workers: int = 1, decode: Callable | None = None,
-                 request_timeout_s: float = 60.0, **overrides: Any) -> None:
+                 request_timeout_s: float = 60.0, shared_memory: bool = True, **overrides: Any) -> None:
         context = mp.get_context("spawn")  # no fork of a process that holds torch's and the client's threads
         self.request_timeout_s = request_timeout_s
         self._queue: deque[tuple[str, Any]] = deque()
@@ -200,7 +264,10 @@ class ProcessPrefetchingConsumer(FetcherGroup):
         self._ids = itertools.count()
         self._purges: dict[int, set[TopicPartition]] = {}  # request id -> partitions whose queued rows it voids
         self._closed = False
-        self.children = [_Child(context, cfg, i, max(1, workers), decode, overrides) for i in range(max(1, workers))]
+        self._blocks = BlockReader(keep=2 * BLOCKS)
+        blocks = BLOCKS if shared_memory else 0
+        self.children = [_Child(context, cfg, i, max(1, workers), decode, overrides, blocks)
+                         for i in range(max(1, workers))]
         try:
             for child in self.children:
                 child.wait_ready(READY_TIMEOUT_S)
@@ -231,7 +298,15 @@ class ProcessPrefetchingConsumer(FetcherGroup):
                 purge = self._purges.get(message[1])
                 if purge:  # this child's rows queued before it ran the seek: stale now (its later ones are not)
                     self._purge(purge & child.assignment)
-            elif kind in ("batch", "events", "error"):
+            elif kind == "batch":
+                fetched, ref = message[1], message[2]
+                if ref is not None:  # the features lie in the child's block: copy them out, hand it back
+                    child.blocks.add(ref.name)
+                    x = self._blocks.take(ref)
+                    _send(child.conn, ("free", ref.name))
+                    fetched = dataclasses.replace(fetched, batch=dataclasses.replace(fetched.batch, x=x))
+                self._queue.append((kind, fetched))
+            elif kind in ("events", "error"):
                 if kind == "events":
                     gone = {tp for event in message[1] if event.kind != "assigned" for tp in event.partitions}
                     if gone:
@@ -335,5 +410,7 @@ class ProcessPrefetchingConsumer(FetcherGroup):
             if child.process.is_alive():
                 child.process.kill()
                 child.process.join(timeout=5.0)
+            child.reap()
             with contextlib.suppress(Exception):
                 child.conn.close()
+        self._blocks.close()

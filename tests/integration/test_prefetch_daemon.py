@@ -181,3 +181,47 @@ def test_daemon_rebuilds_a_killed_fetch_process_and_learns_every_record_once(
     for p in range(PARTITIONS):
         offsets = [o for q, o in seen if q == p]
         assert offsets == list(range(len(offsets)))
+
+
+@pytest.mark.parametrize("shared_memory", [True, False])
+def test_fetch_process_rows_match_the_stream_and_a_seek_while_it_waits_for_a_block_is_exact(
+    shared_broker: EmbeddedBroker, make_topic: Callable[..., str], tmp_path: Path, shared_memory: bool,
+) -> None:
+    """The rows through shared memory (or the pipe) are the rows fed; a child that waits for a block with a
+    batch in hand runs a seek only after sending that batch, so the parent's purge leaves no stale row."""
+    import functools
+    import time
+
+    import numpy as np
+
+    from lifelong.stream.codecs import decode_records
+
+    topic = make_topic(1)
+    x, y = blobs(3_000, FEATURES)
+    feed_arrays(x, y, topic=topic, bootstrap_servers=shared_broker.bootstrap, keys="index", progress=False)
+    cfg = settings(shared_broker.bootstrap, topic, tmp_path, "kafka-python", 1, 1).kafka
+    cfg.max_poll_records = 100
+    decode = functools.partial(decode_records, codec="f32", num_features=FEATURES, max_classes=10)
+    consumer = ProcessPrefetchingConsumer(cfg, decode=decode, shared_memory=shared_memory)
+    try:
+        deadline = time.monotonic() + 30
+        first = consumer.poll(1000)
+        while first.batch is None and time.monotonic() < deadline:  # the assignment comes first
+            first = consumer.poll(1000)
+        assert first.batch is not None and len(first.batch) > 0
+        time.sleep(2.0)  # not reading: the child lends every block and waits with its next batch
+        consumer.seek({(topic, 0): 2_500})
+        offsets: list[int] = []
+        deadline = time.monotonic() + 60
+        while len(offsets) < 500 and time.monotonic() < deadline:
+            fetched = consumer.poll(1000)
+            if fetched.batch is None:
+                continue
+            got = fetched.batch.offsets
+            np.testing.assert_array_equal(fetched.batch.x, x[got])  # each row is the record at its offset
+            np.testing.assert_array_equal(fetched.batch.y, y[got])
+            offsets.extend(got.tolist())
+        assert offsets == list(range(2_500, 3_000))  # nothing from before the seek, nothing missing
+        np.testing.assert_array_equal(first.batch.x, x[first.batch.offsets])
+    finally:
+        consumer.close()

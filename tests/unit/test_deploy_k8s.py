@@ -151,6 +151,9 @@ def test_statefulset_wiring(overlay: str) -> None:
     config_map = by_kind(docs, "ConfigMap")
     (config_volume,) = [v for v in pod["volumes"] if v["name"] == mounts["/etc/lifelong"]]
     assert config_volume["configMap"]["name"] == config_map["metadata"]["name"]
+    # The fetch processes' shared-memory blocks get a memory-backed /dev/shm, not the container's 64 MB.
+    (shm_volume,) = [v for v in pod["volumes"] if v["name"] == mounts["/dev/shm"]]
+    assert shm_volume["emptyDir"]["medium"] == "Memory"
     assert container["args"] == ["run", "--config", "/etc/lifelong/config.yaml"]
 
 
