@@ -42,6 +42,8 @@ def bench(
     prefetch: Annotated[int, typer.Option(help="daemon.prefetch (0: fetch and decode in the loop).")] = 2,
     fetch_workers: Annotated[int, typer.Option(help="daemon.fetch_workers (needs partitions > 1).")] = 1,
     fetcher: Annotated[str, typer.Option(help="daemon.fetcher: process or thread.")] = "process",
+    shared_memory: Annotated[bool, typer.Option(
+        help="daemon.shared_memory: fetch processes hand batches over in shared memory (else the pipe).")] = True,
     partitions: Annotated[int, typer.Option(help="Partitions of the benchmark topic.")] = 1,
     torch_threads: Annotated[int | None, typer.Option(help="daemon.torch_threads (default: auto).")] = None,
     autocast: Annotated[str, typer.Option(help="daemon.autocast: off, bf16 or auto (bf16 on AMX CPUs).")] = "auto",
@@ -84,7 +86,7 @@ def bench(
     opts = Options(
         records=records, clients=_split(clients), models=_split(models), replays=_split(replays), repeats=repeats,
         cnn_records=cnn_records, river_records=river_records, deep_river_records=deep_river_records,
-        batch_size=batch_size, fetcher=fetcher,
+        batch_size=batch_size, fetcher=fetcher, shared_memory=shared_memory,
         hidden=[int(h) for h in _split(hidden)],
         replay_batch_size=replay_batch_size, micro_batch=micro_batch or None, optimizer=optimizer, lr=lr,
         momentum=momentum, prefetch=prefetch,
