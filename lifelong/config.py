@@ -312,7 +312,12 @@ class DaemonConfig(Section):
     autocast: Literal["off", "bf16", "auto"] = Field(
         default="off", description="Run predict and train steps under bf16 autocast (CUDA, or CPUs with "
         "bf16 kernels); weights and optimizer stay float32. auto: bf16 on CPUs with AMX-BF16 (the MLP benchmark: "
-        "1.25x end to end, same accuracy; a small CNN learned less under bf16: check your model), off elsewhere.")
+        "1.37x end to end, same accuracy; a small CNN learned less under bf16: check your model), off elsewhere.")
+    flush_denormal: bool = Field(
+        default=True, description="On the CPU, treat subnormal floats as zero (torch.set_flush_denormal): "
+        "Adam's moments of weights that never get a gradient (inputs that are always zero, as MNIST's border "
+        "pixels) decay into the subnormal range after a few hundred steps, and every step then ran about a "
+        "quarter slower (benchmarks/denormals.py). false keeps IEEE subnormals.")
     compile: bool = Field(default=False, description="torch.compile the model's features and head in place "
                           "(first batches are slow while it compiles; checkpoints are unchanged).")
 

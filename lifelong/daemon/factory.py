@@ -56,6 +56,8 @@ def build_learner(settings: Settings, device: torch.device | None = None) -> Lea
     from lifelong.strategies.registry import build_plugins
 
     device = device or resolve_device(settings.daemon.device)
+    if device.type == "cpu":  # before any torch thread starts: new threads inherit this thread's FP mode
+        torch.set_flush_denormal(settings.daemon.flush_denormal)
     m = settings.model
     model = build_model(m.name, m.input_shape, m.max_classes, m.hidden, m.weights).to(device)
     o = settings.optim

@@ -195,9 +195,9 @@ class Daemon:
                 for state in learner.optimizer.state.values():
                     if torch.is_tensor(state.get("step")):
                         state["step"] = state["step"].to(learner.device, torch.float32)
-            log.info("learner: %d torch threads, autocast %s, compile %s, fused optimizer %s, shared forward %s",
-                     torch.get_num_threads(), learner.autocast or "off", d.compile, bool(fused),
-                     learner.shared_forward)
+            log.info("learner: %d torch threads, autocast %s, compile %s, fused optimizer %s, shared forward %s, "
+                     "flush denormal %s", torch.get_num_threads(), learner.autocast or "off", d.compile, bool(fused),
+                     learner.shared_forward, d.flush_denormal and learner.device.type == "cpu")
         # a partial, not a closure: it must pickle when the fetcher runs in a child process
         decode = functools.partial(decode_records, codec=self._codec(), num_features=c.num_features,
                                    feature_shape=None, max_classes=m.max_classes)
