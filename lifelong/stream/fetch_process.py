@@ -302,8 +302,12 @@ class ProcessPrefetchingConsumer(FetcherGroup):
                 fetched, ref = message[1], message[2]
                 if ref is not None:  # the features lie in the child's block: copy them out, hand it back
                     child.blocks.add(ref.name)
-                    x = self._blocks.take(ref)
-                    _send(child.conn, ("free", ref.name))
+                    try:
+                        x = self._blocks.take(ref)
+                    except OSError as exc:  # its block is gone: the child was torn down under us
+                        raise child.stopped() from exc
+                    with contextlib.suppress(OSError):  # a child gone meanwhile shows on the next read
+                        _send(child.conn, ("free", ref.name))
                     fetched = dataclasses.replace(fetched, batch=dataclasses.replace(fetched.batch, x=x))
                 self._queue.append((kind, fetched))
             elif kind in ("events", "error"):
