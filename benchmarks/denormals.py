@@ -23,21 +23,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lifelong.bench.results import record  # noqa: E402
-from lifelong.bench.throughput import Options, autocast_tag, daemon_settings, mnist_arrays  # noqa: E402
-from lifelong.daemon.factory import build_learner  # noqa: E402
+from lifelong.bench.throughput import Options, autocast_tag, learner_alone, mnist_arrays  # noqa: E402
 
 TENTHS = 10
 
 
 def cost_per_tenth(x, y, events: int, flush: bool, micro_batch: int) -> list[float]:
     """Microseconds of this thread's CPU per event for each tenth of ``events`` (cycling over the rows)."""
-    opts = Options()
-    settings = daemon_settings("unused:9092", "unused", client="kafka-python", model="mlp", replay="reservoir",
-                               features=x.shape[1], n=events, opts=opts, checkpoint_dir=Path("unused"))
-    settings.daemon.flush_denormal = flush
-    learner = build_learner(settings)  # sets the flush mode of this thread
-    for group in learner.optimizer.param_groups:  # as the daemon sets it (optim.fused: auto)
-        group["fused"], group["foreach"] = True, False
+    learner = learner_alone(x.shape[1], events, flush_denormal=flush)  # sets this thread's flush mode
     per_tenth = events // TENTHS
     out: list[float] = []
     done, start = 0, time.thread_time()

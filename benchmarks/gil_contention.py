@@ -23,8 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lifelong.bench.results import record  # noqa: E402
-from lifelong.bench.throughput import Options, autocast_tag, daemon_settings, mnist_arrays  # noqa: E402
-from lifelong.daemon.factory import build_learner  # noqa: E402
+from lifelong.bench.throughput import Options, autocast_tag, learner_alone, mnist_arrays  # noqa: E402
 
 
 def busy_python(stop: threading.Event | mp.synchronize.Event) -> None:
@@ -36,12 +35,7 @@ def busy_python(stop: threading.Event | mp.synchronize.Event) -> None:
 
 
 def learner_rate(x, y, micro_batch: int) -> float:
-    opts = Options()
-    settings = daemon_settings("unused:9092", "unused", client="kafka-python", model="mlp", replay="reservoir",
-                               features=x.shape[1], n=len(y), opts=opts, checkpoint_dir=Path("unused"))
-    learner = build_learner(settings)
-    for group in learner.optimizer.param_groups:  # as the daemon sets it (optim.fused: auto)
-        group["fused"], group["foreach"] = True, False
+    learner = learner_alone(x.shape[1], len(y))
     learner.process(x[:micro_batch], y[:micro_batch])  # warm-up: first-call costs are not the point
     start = time.perf_counter()
     for i in range(micro_batch, len(y), micro_batch):

@@ -210,6 +210,21 @@ def daemon_settings(bootstrap: str, topic: str, *, client: str, model: str, repl
     )
 
 
+def learner_alone(features: int, events: int, **daemon: Any) -> Any:
+    """The benchmark's MLP learner (reservoir replay 500, the :class:`Options` defaults) built and tuned as the
+    daemon builds it (optim.fused: auto), for scripts that time the learner without a broker. ``daemon``:
+    overrides of the daemon section (e.g. ``flush_denormal=False``)."""
+    from lifelong.daemon.factory import apply_fused, build_learner
+
+    settings = daemon_settings("unused:9092", "unused", client="kafka-python", model="mlp", replay="reservoir",
+                               features=features, n=events, opts=Options(), checkpoint_dir=Path("unused"))
+    for key, value in daemon.items():
+        setattr(settings.daemon, key, value)
+    learner = build_learner(settings)
+    apply_fused(learner, settings.optim.fused)
+    return learner
+
+
 def daemon_rate(settings: Any, prefix: int = 0, on_progress: Callable[[int], None] | None = None) -> Rate:
     """Run the real Daemon in-process until ``daemon.max_events``; rate from its batches, prequential
     accuracy over the run and over the first ``prefix`` events (to the batch that crosses it)."""

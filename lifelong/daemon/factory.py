@@ -66,3 +66,21 @@ def build_learner(settings: Settings, device: torch.device | None = None) -> Lea
     return Learner(model, optimizer, plugins, device=device, batch_size=o.batch_size,
                    steps_per_batch=o.steps_per_batch, grad_clip=o.grad_clip,
                    shared_forward=o.shared_forward, autocast=resolve_autocast(settings.daemon.autocast, device))
+
+
+def apply_fused(learner: Learner, requested: bool | None) -> bool:
+    """``optim.fused``: step with the optimizer's fused kernel (None: where PyTorch has one for this optimizer
+    and device). Restored step counters move to where the fused kernels keep them. Returns whether it is on."""
+    fused = requested
+    if fused is None:
+        fused = isinstance(learner.optimizer, torch.optim.SGD | torch.optim.Adam | torch.optim.AdamW) and (
+            learner.device.type in ("cpu", "cuda"))
+    for group in learner.optimizer.param_groups:  # read by step() on every call
+        group["fused"] = bool(fused)
+        if fused:
+            group["foreach"] = False
+    if fused:  # restored step counters as the fused kernels keep them: float32 on the parameters' device
+        for state in learner.optimizer.state.values():
+            if torch.is_tensor(state.get("step")):
+                state["step"] = state["step"].to(learner.device, torch.float32)
+    return bool(fused)

@@ -32,7 +32,7 @@ import numpy as np
 from lifelong import __version__
 from lifelong.config import Settings
 from lifelong.daemon.checkpoint import CheckpointStore
-from lifelong.daemon.factory import build_drift, build_learner, seed_everything, strategy_label
+from lifelong.daemon.factory import apply_fused, build_drift, build_learner, seed_everything, strategy_label
 from lifelong.daemon.notify import ServiceNotifier
 from lifelong.daemon.pending import PendingRecords
 from lifelong.learner import resolve_device
@@ -183,18 +183,7 @@ class Daemon:
                 for part in (getattr(learner.model, "backbone", None), learner.model.head):
                     if part is not None:
                         part.compile()
-            fused = self.settings.optim.fused
-            if fused is None:  # auto: where PyTorch has a fused kernel for this optimizer and device
-                fused = isinstance(learner.optimizer, torch.optim.SGD | torch.optim.Adam | torch.optim.AdamW) and (
-                    learner.device.type in ("cpu", "cuda"))
-            for group in learner.optimizer.param_groups:  # read by step() on every call
-                group["fused"] = bool(fused)
-                if fused:
-                    group["foreach"] = False
-            if fused:  # restored step counters as the fused kernels keep them: float32 on the parameters' device
-                for state in learner.optimizer.state.values():
-                    if torch.is_tensor(state.get("step")):
-                        state["step"] = state["step"].to(learner.device, torch.float32)
+            fused = apply_fused(learner, self.settings.optim.fused)
             log.info("learner: %d torch threads, autocast %s, compile %s, fused optimizer %s, shared forward %s, "
                      "flush denormal %s", torch.get_num_threads(), learner.autocast or "off", d.compile, bool(fused),
                      learner.shared_forward, d.flush_denormal and learner.device.type == "cpu")
