@@ -32,7 +32,7 @@ MODE_DEPENDENT = (nn.modules.batchnorm._NormBase, nn.modules.dropout._DropoutNd)
 
 def fast_bf16(device: torch.device) -> bool:
     """Whether bf16 autocast is known to speed this device's learner up: a CPU with AMX-BF16 tiles (Intel
-    Sapphire Rapids and later: 1.25x the MLP benchmark's end-to-end rate at the same accuracy, see
+    Sapphire Rapids and later: 1.37x the MLP benchmark's end-to-end rate at the same accuracy, see
     benchmarks/RESULTS.md). Not on CPUs without them (no gain measured on AMD EPYC), and not on CUDA until a GPU
     run shows it helps there."""
     if device.type != "cpu":
