@@ -264,10 +264,10 @@ class ProcessPrefetchingConsumer(FetcherGroup):
         self._ids = itertools.count()
         self._purges: dict[int, set[TopicPartition]] = {}  # request id -> partitions whose queued rows it voids
         self._closed = False
-        self._blocks = BlockReader(keep=2 * BLOCKS)
+        workers = max(1, workers)
+        self._blocks = BlockReader(keep=2 * BLOCKS * workers)  # every child's blocks stay mapped, and one each grew
         blocks = BLOCKS if shared_memory else 0
-        self.children = [_Child(context, cfg, i, max(1, workers), decode, overrides, blocks)
-                         for i in range(max(1, workers))]
+        self.children = [_Child(context, cfg, i, workers, decode, overrides, blocks) for i in range(workers)]
         try:
             for child in self.children:
                 child.wait_ready(READY_TIMEOUT_S)
