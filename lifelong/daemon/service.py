@@ -4,9 +4,11 @@ At-least-once and nothing lost:
 
 * offsets are committed to Kafka only after the checkpoint that holds their effect is on disk, and only after the
   dead-letter producer confirmed every bad record up to them;
-* the daemon keeps its own fetch position per partition (``self.positions``); a record below it was already seen
-  and is dropped, a record above it means the consumer jumped (a rebalance raced with a seek) and the partition is
-  re-seeked, so the learner sees each partition's records exactly once and in order between checkpoints;
+* the daemon keeps its own fetch position per partition (``self.positions``, checked by
+  :class:`~lifelong.daemon.position_guard.PositionGuard`): a record below it was already seen and is dropped, a
+  fetch that starts above it is sought back once to tell a jumped client from offsets that hold no record
+  (transaction markers), so the learner sees each partition's records exactly once and in order between
+  checkpoints;
 * decoded records wait in ``PendingRecords`` until a full micro-batch (``daemon.micro_batch``) is there; the offset
   committed for a partition never passes its oldest pending record;
 * rebalance callbacks run on kafka-python's IO thread, so they only record events; this loop acts on them
@@ -35,6 +37,7 @@ from lifelong.daemon.checkpoint import CheckpointStore
 from lifelong.daemon.factory import apply_fused, build_drift, build_learner, seed_everything, strategy_label
 from lifelong.daemon.notify import ServiceNotifier
 from lifelong.daemon.pending import PendingRecords
+from lifelong.daemon.position_guard import PositionGuard
 from lifelong.learner import resolve_device
 from lifelong.metrics.exporter import DaemonMetrics, Health, MetricsServer
 from lifelong.stream.prefetch import FetcherStopped
@@ -76,7 +79,7 @@ class Daemon:
         self.on_batch = on_batch
         self._stop = threading.Event()
         self.stats = RunStats()
-        self.positions: dict[TopicPartition, int] = {}
+        self.guard = PositionGuard()
         self.pending = PendingRecords()
         self._last_broker_error = -BROKER_ERROR_HOLD_S
         self._audit = None
@@ -95,6 +98,15 @@ class Daemon:
         self.dead_letters = None
         self._schedule = sorted(set(settings.boundaries.schedule))
         self._next_every = settings.boundaries.every_events
+
+    @property
+    def positions(self) -> dict[TopicPartition, int]:
+        """The next offset to learn per partition (the guard's)."""
+        return self.guard.positions
+
+    @positions.setter
+    def positions(self, positions: dict[TopicPartition, int]) -> None:
+        self.guard.positions = dict(positions)
 
     # ---- control -------------------------------------------------------------------------------------------
     def stop(self, *_: Any) -> None:
@@ -261,12 +273,14 @@ class Daemon:
         timeout_ms = self.settings.kafka.poll_timeout_ms
         try:
             deadline = time.monotonic() + timeout_ms / 1000
+            self.guard.polled()
             records = self.consumer.poll(timeout_ms)
             while not records and getattr(records, "events", False) and not self._stop.is_set():
                 self._handle_rebalance()
                 left_ms = int((deadline - time.monotonic()) * 1000)
                 if left_ms <= 0:
                     break
+                self.guard.polled()
                 records = self.consumer.poll(left_ms)
             return records
         except FetcherStopped as exc:  # killed (out of memory, say) or a bug: rebuild it where we stand
@@ -318,7 +332,7 @@ class Daemon:
                 known = {tp: offset for tp, offset in known.items() if offset is not None}
                 self.positions.update(known)
                 if known:
-                    self.consumer.seek(known)
+                    self._seek(known)
                 log.info("assigned %s (resuming %s)", sorted(partitions), _fmt_offsets(known))
             elif kind == "revoked":
                 log.info("revoked %s: checkpoint and commit", sorted(partitions))
@@ -330,56 +344,34 @@ class Daemon:
 
     def _forget(self, partitions: set[TopicPartition]) -> None:
         self.pending.drop(partitions)
-        for tp in partitions:
-            self.positions.pop(tp, None)
+        self.guard.forget(partitions)
+
+    def _seek(self, offsets: dict[TopicPartition, int]) -> None:
+        self.consumer.seek(offsets)
+        self.guard.sought(offsets)
+
+    def _seek_back(self, offsets: dict[TopicPartition, int]) -> None:
+        if offsets:
+            log.info("records on %s start above the position: seeking back (a jumped client, or offsets that "
+                     "hold no record)", _fmt_offsets(offsets))
+            self._seek(offsets)
 
     def _guard(self, records: list[RawRecord]) -> list[RawRecord]:
-        """Keep only records at this daemon's position per partition; re-seek a partition that jumped ahead."""
-        kept: list[RawRecord] = []
-        jumped: dict[TopicPartition, int] = {}
-        for record in records:
-            tp = (record.topic, record.partition)
-            if tp in jumped:
-                continue
-            expected = self.positions.get(tp)
-            if expected is None or record.offset == expected:
-                kept.append(record)
-                self.positions[tp] = record.offset + 1
-            elif record.offset > expected:
-                jumped[tp] = expected
-            # record.offset < expected: already learned before a restart or rebalance: skip it
-        if jumped:
-            log.warning("consumer ahead of the checkpoint on %s: seeking back", _fmt_offsets(jumped))
-            self.consumer.seek(jumped)
+        """Keep only the records at this daemon's positions; seek back a partition that starts above its own."""
+        kept, seeks = self.guard.records(records)
+        self._seek_back(seeks)
         return kept
 
     def _guard_runs(self, fetched: Any) -> DecodedBatch | None:
         """The guard of :meth:`_guard` on a fetch process's :class:`Coordinates`: one step per partition, not per
-        record, when a partition's offsets are contiguous (the usual case). Returns the rows to learn, or None."""
+        record. Returns the rows to learn, or None."""
         from lifelong.stream.records import select_rows
 
         batch = fetched.batch
-        accepted: dict[TopicPartition, np.ndarray] = {}  # offsets to learn, per partition
-        jumped: dict[TopicPartition, int] = {}
-        all_new = True
-        for topic, partition, offsets in fetched.coords.runs:
-            tp = (topic, partition)
-            expected = self.positions.get(tp, int(offsets[0]))
-            if offsets[-1] - offsets[0] == len(offsets) - 1:  # contiguous
-                if offsets[0] > expected:
-                    jumped[tp], accepted[tp] = expected, offsets[:0]
-                else:
-                    accepted[tp] = offsets[offsets >= expected]
-                    self.positions[tp] = max(expected, int(offsets[-1]) + 1)
-            else:  # a gap: walk it as _guard does
-                kept = self._guard([RawRecord(topic, partition, int(o), None, None) for o in offsets.tolist()])
-                accepted[tp] = np.asarray([r.offset for r in kept], dtype=np.int64)
-            all_new &= len(accepted[tp]) == len(offsets)
-        if all_new:
+        accepted, seeks = self.guard.runs(fetched.coords.runs)
+        self._seek_back(seeks)
+        if sum(len(offsets) for offsets in accepted.values()) == len(fetched.coords):
             return batch
-        if jumped:
-            log.warning("consumer ahead of the checkpoint on %s: seeking back", _fmt_offsets(jumped))
-            self.consumer.seek(jumped)
         keep = np.zeros(len(batch), dtype=bool)
         for tp, rows in batch.partition_rows().items():
             keep |= rows & np.isin(batch.offsets, accepted.get(tp, ()))

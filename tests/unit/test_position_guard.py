@@ -1,10 +1,12 @@
-"""The daemon's position guard on a fetch process's coordinates equals the record-by-record guard."""
+"""The position guard: what it learns, drops and seeks back, record by record and on a fetch process's
+coordinates (the two paths must agree), and how a seek tells a jumped client from offsets without records."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from lifelong.config import Settings
+from lifelong.daemon.position_guard import PositionGuard
 from lifelong.daemon.service import Daemon
 from lifelong.stream.prefetch import Prefetched
 from lifelong.stream.records import BadRecord, Coordinates, DecodedBatch, RawRecord
@@ -48,7 +50,7 @@ def test_same_rows_positions_and_seeks_as_the_record_guard():
         ({}, {0: [0, 1, 2], 1: [5, 6]}, set()),  # nothing known yet: all new
         ({("t", 0): 2}, {0: [0, 1, 2, 3], 1: [0, 1]}, set()),  # re-fetched prefix of partition 0 dropped
         ({("t", 0): 1}, {0: [4, 5, 6]}, set()),  # ahead of the checkpoint: seek back, learn nothing
-        ({("t", 0): 3}, {0: [1, 2, 3, 5, 6]}, set()),  # a gap: record by record
+        ({("t", 0): 3}, {0: [1, 2, 3, 5, 6]}, set()),  # a gap inside one fetch holds no record: learned
         ({("t", 0): 2}, {0: [0, 1, 2, 3]}, {(0, 1), (0, 3)}),  # bad records below the position are dropped too
         ({("t", 0): 9}, {0: [0, 1, 2]}, set()),  # everything already learned
     ]
@@ -73,3 +75,53 @@ def test_partition_rows_split_rows_by_topic_and_partition():
                          offsets=np.arange(5, dtype=np.int64))
     rows = {tp: np.flatnonzero(mask).tolist() for tp, mask in batch.partition_rows().items()}
     assert rows == {("a", 0): [0, 3], ("a", 1): [2], ("b", 0): [1, 4]}
+
+
+def offsets(*values: int) -> np.ndarray:
+    return np.asarray(values, dtype=np.int64)
+
+
+def test_a_fetch_above_the_position_is_sought_back_then_learned_when_a_later_fetch_confirms_the_gap():
+    tp = ("t", 0)
+    guard = PositionGuard({tp: 10})
+    guard.polled()
+    assert guard.start(tp, offsets(12, 13)) is None  # above: jumped, or 10 and 11 hold no record?
+    assert guard.positions[tp] == 10
+    guard.sought({tp: 10})
+    assert guard.start(tp, offsets(12, 13)) is None  # same poll as the seek: fetched before it, proves nothing
+    guard.polled()
+    assert guard.start(tp, offsets(12, 13)) == 0  # fetched after the seek: the broker has nothing at 10 or 11
+    assert guard.positions[tp] == 14 and guard.skipped_offsets == 2
+    guard.polled()
+    assert guard.start(tp, offsets(16)) is None  # the seek was used up: the next jump is checked again
+
+
+def test_below_the_position_is_dropped_and_a_seek_elsewhere_confirms_nothing():
+    tp = ("t", 0)
+    guard = PositionGuard({tp: 10})
+    guard.polled()
+    assert guard.start(tp, offsets(8, 9, 10, 11)) == 2 and guard.positions[tp] == 12
+    assert guard.start(tp, offsets(3, 4)) == 2 and guard.positions[tp] == 12  # all learned already
+    guard.sought({tp: 5})  # a seek whose target is not the position (the position moved since)
+    guard.polled()
+    assert guard.start(tp, offsets(14)) is None
+
+
+def test_forget_drops_the_position_and_the_pending_seek():
+    tp = ("t", 0)
+    guard = PositionGuard({tp: 10})
+    guard.sought({tp: 10})
+    guard.forget([tp])
+    guard.polled()
+    assert guard.start(tp, offsets(40, 41)) == 0  # a partition not held: learned from where the client is
+    guard.positions[tp] = 10
+    assert guard.start(tp, offsets(50)) is None  # and the old seek no longer vouches for a gap
+
+
+def test_records_keep_their_order_across_interleaved_partitions():
+    guard = PositionGuard({("t", 0): 1, ("t", 1): 5})
+    guard.polled()
+    records = [RawRecord("t", p, o, None, b"v") for p, o in [(0, 0), (1, 7), (0, 1), (1, 8), (0, 2)]]
+    kept, seeks = guard.records(records)
+    assert [(r.partition, r.offset) for r in kept] == [(0, 1), (0, 2)]
+    assert seeks == {("t", 1): 5}

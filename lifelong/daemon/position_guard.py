@@ -1,0 +1,115 @@
+"""Which fetched records the learner takes next: the daemon's own position per partition, kept exact.
+
+The daemon does not trust the client's position. It keeps its own (``positions``, the next offset to learn per
+partition) and checks every fetch against it, one partition's run of offsets at a time:
+
+* offsets below the position were learned already (before a restart or a rebalance): dropped;
+* a run that starts above the position means either the client jumped (a fetch that raced a rebalance or a
+  seek) or the offsets between hold no record. The guard cannot tell the two apart from one fetch, so it asks
+  for a seek back to the position. When a fetch made after that seek still starts above it, the broker has
+  said there is nothing in between, and the run is learned: a transactional producer's commit markers take an
+  offset each, compaction removes records, and retention can delete a checkpoint's offset;
+* gaps inside one run are offsets without records too: a fetch returns a partition's records in log order.
+
+"After the seek" is counted in polls: a seek issued while the records of poll k are handled applies from poll
+k + 1 on. The stream layer guarantees that nothing fetched before a seek is delivered after it (kafka-python
+drops such fetches; the prefetchers purge them).
+
+The guard knows nothing of the client: it returns the seeks to issue, and the daemon reports them back through
+:meth:`PositionGuard.sought`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from lifelong.stream.records import RawRecord, TopicPartition
+
+__all__ = ["PositionGuard"]
+
+log = logging.getLogger("lifelong.daemon")
+
+
+class PositionGuard:
+    """Per-partition positions, and the seeks that check a run that starts above one."""
+
+    def __init__(self, positions: Mapping[TopicPartition, int] | None = None) -> None:
+        self.positions: dict[TopicPartition, int] = dict(positions or {})
+        self.skipped_offsets = 0  # offsets found to hold no record, since start
+        self._polls = 0
+        self._sought: dict[TopicPartition, tuple[int, int]] = {}  # partition -> (offset, poll count at the seek)
+
+    # ---- what the daemon tells the guard -------------------------------------------------------------------
+    def polled(self) -> None:
+        """A poll of the consumer begins: seeks issued before it apply to what it returns."""
+        self._polls += 1
+
+    def sought(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """The consumer was told to fetch these partitions from these offsets next."""
+        for tp, offset in offsets.items():
+            self._sought[tp] = (int(offset), self._polls)
+
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+        """Partitions revoked or lost: their positions and pending seeks no longer hold."""
+        for tp in partitions:
+            self.positions.pop(tp, None)
+            self._sought.pop(tp, None)
+
+    # ---- what the guard decides ----------------------------------------------------------------------------
+    def start(self, tp: TopicPartition, offsets: np.ndarray) -> int | None:
+        """Index of the first offset to learn in ``offsets`` (one partition's run from one fetch, ascending);
+        ``len(offsets)`` when all were learned already; None when the partition must be sought back to its
+        position first. Moves the position past the run it accepts."""
+        first, expected = int(offsets[0]), self.positions.get(tp)
+        seek = self._sought.get(tp)
+        after_seek = seek is not None and seek[1] < self._polls
+        if after_seek:
+            del self._sought[tp]
+        if expected is None or first == expected:
+            start = 0
+        elif first < expected:
+            start = int(np.searchsorted(offsets, expected))
+        elif after_seek and seek[0] == expected:
+            log.info("%s[%d]: offsets %d to %d hold no record (transaction markers, compaction or retention): "
+                     "learning on from %d", tp[0], tp[1], expected, first - 1, first)
+            self.skipped_offsets += first - expected
+            start = 0
+        else:
+            return None
+        if start < len(offsets):
+            self.positions[tp] = int(offsets[-1]) + 1
+        return start
+
+    def records(self, records: list[RawRecord]) -> tuple[list[RawRecord], dict[TopicPartition, int]]:
+        """The records to learn, in their order, and the seeks to issue (partition -> position)."""
+        rows: dict[TopicPartition, list[int]] = {}
+        for i, record in enumerate(records):
+            rows.setdefault((record.topic, record.partition), []).append(i)
+        keep = np.zeros(len(records), dtype=bool)
+        seeks: dict[TopicPartition, int] = {}
+        for tp, index in rows.items():
+            start = self.start(tp, np.fromiter((records[i].offset for i in index), np.int64, len(index)))
+            if start is None:
+                seeks[tp] = self.positions[tp]
+            else:
+                keep[index[start:]] = True
+        if keep.all():
+            return records, seeks
+        return [records[i] for i in np.flatnonzero(keep).tolist()], seeks
+
+    def runs(self, runs: Iterable[tuple[str, int, np.ndarray]]
+             ) -> tuple[dict[TopicPartition, np.ndarray], dict[TopicPartition, int]]:
+        """:meth:`records` on a fetch's coordinates: the offsets to learn per partition, and the seeks."""
+        accepted: dict[TopicPartition, np.ndarray] = {}
+        seeks: dict[TopicPartition, int] = {}
+        for topic, partition, offsets in runs:
+            tp = (topic, partition)
+            start = self.start(tp, offsets)
+            if start is None:
+                seeks[tp], accepted[tp] = self.positions[tp], offsets[:0]
+            else:
+                accepted[tp] = offsets[start:]
+        return accepted, seeks

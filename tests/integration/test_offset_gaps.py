@@ -1,0 +1,103 @@
+"""Offsets that hold no record, on the real broker: a transactional producer's commit markers take an offset
+each (Tansu writes them as Kafka does), so a partition's data offsets have gaps. The daemon must learn every
+record once, in order, commit past the gaps, and resume across one, with every fetcher and both clients."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from daemon_helpers import blobs
+from kafka import KafkaProducer
+
+from lifelong.config import Settings
+from lifelong.daemon.service import Daemon
+from lifelong.stream.broker import EmbeddedBroker
+from lifelong.stream.codecs import get_codec
+from lifelong.stream.consumer import open_consumer
+
+pytestmark = pytest.mark.integration
+
+FEATURES = 16
+PER_TRANSACTION = 250
+TRANSACTIONS = 8
+N = PER_TRANSACTION * TRANSACTIONS
+
+
+def feed_in_transactions(bootstrap: str, topic: str, transactions: range) -> list[int]:
+    """Records of the stream on partition 0, PER_TRANSACTION per committed transaction; returns their offsets."""
+    x, y = blobs(N, FEATURES)
+    codec = get_codec("f32")
+    producer = KafkaProducer(bootstrap_servers=[bootstrap], transactional_id=f"tx-{topic}")
+    futures = []
+    try:
+        producer.init_transactions()
+        for t in transactions:
+            producer.begin_transaction()
+            for i in range(t * PER_TRANSACTION, (t + 1) * PER_TRANSACTION):
+                value, headers = codec.encode(x[i], int(y[i]))
+                futures.append(producer.send(topic, value=value, headers=headers, partition=0))
+            producer.commit_transaction()
+        producer.flush()
+    finally:
+        producer.close()
+    return [f.get(timeout=10).offset for f in futures]
+
+
+def settings(bootstrap: str, topic: str, ckpt: Path, client: str, fetcher: str, prefetch: int,
+             max_events: int) -> Settings:
+    return Settings(
+        kafka={"bootstrap_servers": [bootstrap], "topics": [topic], "group_id": f"g-{topic}", "assign": True,
+               "client": client, "poll_timeout_ms": 500, "max_poll_records": 100},
+        codec={"name": "f32", "num_features": FEATURES},
+        model={"name": "mlp", "input_shape": [FEATURES], "hidden": [16], "max_classes": 10},
+        metrics={"port": 0},
+        checkpoint={"dir": str(ckpt), "every_events": 500},
+        daemon={"device": "cpu", "prefetch": prefetch, "fetcher": fetcher, "max_events": max_events,
+                "idle_exit_s": 3, "log_level": "WARNING"},
+    )
+
+
+def learn(config: Settings, seen: list[int], timeout: float = 60) -> Daemon:
+    """Run the daemon in a thread; a daemon still running after ``timeout`` (stuck on a gap) is stopped."""
+    def on_batch(_daemon: Daemon, batch) -> None:
+        seen.extend(batch.offsets.tolist())
+
+    daemon = Daemon(config, install_signal_handlers=False, on_batch=on_batch)
+    runner = threading.Thread(target=daemon.run, daemon=True)
+    runner.start()
+    runner.join(timeout)
+    if runner.is_alive():
+        daemon.stop()
+        runner.join(30)
+        pytest.fail(f"still running after {timeout}s with {len(seen)} of {N} records learned")
+    return daemon
+
+
+@pytest.mark.parametrize(("client", "fetcher", "prefetch"), [
+    ("kafka-python", "thread", 0), ("kafka-python", "thread", 2), ("kafka-python", "process", 2),
+    ("confluent", "thread", 2)])
+def test_transaction_markers_are_stepped_over_and_resume_across_one(
+    client: str, fetcher: str, prefetch: int, shared_broker: EmbeddedBroker, make_topic: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    topic = make_topic(1)
+    tp = (topic, 0)
+    offsets = feed_in_transactions(shared_broker.bootstrap, topic, range(3))
+    seen: list[int] = []
+    first = learn(settings(shared_broker.bootstrap, topic, tmp_path, client, fetcher, prefetch, N), seen)
+    assert seen == offsets  # learned up to the idle exit: each marker stepped over
+    assert first.stats.positions[tp] == offsets[-1] + 1  # the checkpoint stands on the last marker's offset
+
+    offsets += feed_in_transactions(shared_broker.bootstrap, topic, range(3, TRANSACTIONS))
+    assert offsets[-1] == N + TRANSACTIONS - 2  # one marker after each transaction: the gaps are there
+    second = learn(settings(shared_broker.bootstrap, topic, tmp_path, client, fetcher, prefetch, N), seen)
+    assert second.stats.resumed_from is not None
+    assert seen == offsets  # every record once, in order, across the restart and every marker
+    probe = open_consumer(settings(shared_broker.bootstrap, topic, tmp_path, client, fetcher, prefetch, 1).kafka)
+    try:
+        assert probe.committed([tp])[tp] == offsets[-1] + 1
+    finally:
+        probe.close()
