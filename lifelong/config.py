@@ -297,7 +297,8 @@ class DaemonConfig(Section):
     fetcher: Literal["process", "thread"] = Field(
         default="process", description="Where prefetch fetches and decodes: process (child processes, one per "
         "fetch worker: the client's Python never holds the learner's GIL) or thread (in the daemon's process: "
-        "kafka-python's parsing then stalls the learner's torch calls; see benchmarks/RESULTS.md, ablation).")
+        "kafka-python's parsing then stalls the learner's torch calls; see benchmarks/RESULTS.md, ablation). "
+        "Children are spawned: a script that embeds the Daemon must start it under `if __name__ == \"__main__\":`.")
     shared_memory: bool = Field(
         default=True, description="With daemon.fetcher: process, hand decoded batches over in shared-memory "
         "blocks (two per fetch process, each the size of one poll's features, in /dev/shm) instead of through "

@@ -180,6 +180,7 @@ class Daemon:
 
         from lifelong.stream.codecs import decode_records
         from lifelong.stream.dead_letter import DeadLetterWriter
+        from lifelong.stream.fetch_process import FetchProcessFailed
         from lifelong.stream.prefetch import open_stream
 
         d, c, m = self.settings.daemon, self.settings.codec, self.settings.model
@@ -212,6 +213,8 @@ class Daemon:
                 if self.dead_letters is None:  # kept across a consumer restart: its letters are in flight
                     self.dead_letters = DeadLetterWriter(self.settings.kafka)
                 return
+            except FetchProcessFailed:
+                raise  # not the broker: a retry would fail the same way
             except Exception as exc:  # noqa: BLE001 - any client error at start is retried
                 self.metrics.broker_errors.inc()
                 self.health.set_ready(False, f"broker unreachable: {exc}")

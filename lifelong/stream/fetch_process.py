@@ -22,7 +22,9 @@ message and hands the block back. One pipe carries a child's messages in order, 
   waits for one with its next batch (keeping any request that comes meanwhile until that batch is sent): its
   client stops fetching.
 
-A child that dies is raised from ``poll()``, as a dead fetch thread is.
+A child that dies is raised from ``poll()``, as a dead fetch thread is. A child that dies before it is ready
+raises :class:`FetchProcessFailed` from the constructor at once (not after ``READY_TIMEOUT_S``): that is a bug or
+a setup error, which a retry would only repeat.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import multiprocessing as mp
 import pickle
 import signal
 import struct
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -52,6 +55,27 @@ FETCH_TIMEOUT_MS = 200  # a child's poll: the longest a request waits for it whe
 IDLE_STATE_S = 0.5  # an idle child still reports its assignment this often (readiness)
 BLOCKS = 2  # shared-memory blocks per child: one being read by the parent, one being filled
 BLOCK_WAIT_S = 0.2  # how long a child waits at a time for a block back (serving the pipe meanwhile)
+
+
+class FetchProcessFailed(RuntimeError):
+    """A fetch process could not start for a reason other than the broker: retrying would repeat it."""
+
+
+UNGUARDED_MAIN = (
+    "daemon.fetcher: process starts its fetch processes with multiprocessing's spawn, which imports the main "
+    "module ({main}) again in each of them, and that module starts a daemon when imported. Put the code that "
+    "starts it under `if __name__ == \"__main__\":`, or set daemon.fetcher: thread."
+)
+
+
+def _refuse_when_bootstrapping() -> None:
+    """Raise in a spawned child that is still importing its parent's main module (which then starts a daemon
+    at import, with no ``__main__`` guard): without this the child would spawn children of its own, or fail with
+    multiprocessing's RuntimeError, which looks like any other error at start and would be retried forever."""
+    if getattr(mp.current_process(), "_inheriting", False):  # what multiprocessing checks for the same case
+        module = sys.modules.get("__mp_main__") or sys.modules.get("__main__")
+        main = getattr(module, "__file__", None) or "__main__"
+        raise FetchProcessFailed(UNGUARDED_MAIN.format(main=main))
 
 
 def _dumps(message: tuple) -> tuple[bytes, list[pickle.PickleBuffer]]:
@@ -223,9 +247,21 @@ class _Child:
         self.blocks: set[str] = set()  # its shared-memory blocks seen so far (unlinked here if it is killed)
 
     def wait_ready(self, timeout: float) -> None:
-        if not self.conn.poll(timeout):
-            raise TimeoutError(f"fetch process {self.index} not ready after {timeout:.0f}s")
-        kind, value = _recv(self.conn)
+        """Its first message: the state it starts in, or the error it could not start with (raised here)."""
+        deadline = time.monotonic() + timeout
+        while not self.conn.poll(min(0.2, max(0.0, deadline - time.monotonic()))):
+            if not self.process.is_alive():
+                break
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"fetch process {self.index} not ready after {timeout:.0f}s")
+        try:
+            kind, value = _recv(self.conn)
+        except EOFError:  # it died before it could say anything
+            self.process.join(timeout=5.0)
+            raise FetchProcessFailed(
+                f"fetch process {self.index} exited with code {self.process.exitcode} before it was ready (its "
+                "error is on stderr above); a main module that starts the daemon outside `if __name__ == "
+                "\"__main__\":` does this, see daemon.fetcher") from None
         if kind == "failed":
             raise value
         self.assignment, self.connected = set(value[0]), bool(value[1])
@@ -256,6 +292,7 @@ class ProcessPrefetchingConsumer(FetcherGroup):
 
     def __init__(self, cfg: Any, *, depth: int = 2, workers: int = 1, decode: Callable | None = None,
                  request_timeout_s: float = 60.0, shared_memory: bool = True, **overrides: Any) -> None:
+        _refuse_when_bootstrapping()
         context = mp.get_context("spawn")  # no fork of a process that holds torch's and the client's threads
         self.request_timeout_s = request_timeout_s
         self._queue: deque[tuple[str, Any]] = deque()
