@@ -319,6 +319,11 @@ class DaemonConfig(Section):
         "Adam's moments of weights that never get a gradient (inputs that are always zero, as MNIST's border "
         "pixels) decay into the subnormal range after a few hundred steps, and every step then ran about a "
         "quarter slower (benchmarks/denormals.py). false keeps IEEE subnormals.")
+    gc_freeze: bool = Field(
+        default=True, description="Once the model and the clients are up, move every object then alive out of "
+        "the garbage collector's reach (gc.freeze; the fetch processes too): torch's ~150,000 objects are "
+        "otherwise walked again on every full collection that the hot loop's allocations trigger "
+        "(benchmarks/RESULTS.md, ablation). Undone when run() returns.")
     compile: bool = Field(default=False, description="torch.compile the model's features and head in place "
                           "(first batches are slow while it compiles; checkpoints are unchanged).")
 

@@ -70,6 +70,7 @@ class Options:
     fetch_workers: int = 1
     fetcher: str = "process"
     shared_memory: bool = True
+    gc_freeze: bool = True
     shared_forward: bool | None = None  # optim.shared_forward; None: the daemon's auto
     torch_threads: int | None = None
     autocast: str = "auto"
@@ -157,8 +158,13 @@ def mnist_arrays(n: int, features: int = 784) -> tuple[np.ndarray, np.ndarray]:
 
 # ---- (a) the client alone ----------------------------------------------------------------------------------------
 def raw_rate(kafka: Any, n: int, features: int, max_classes: int = 10, prefetch: int = 0,
-             workers: int = 1, on_progress: Callable[[int], None] | None = None) -> Rate:
-    """Consume and decode ``n`` records with ``kafka.client`` (fresh group, from the start of the topic)."""
+             workers: int = 1, on_progress: Callable[[int], None] | None = None, gc_freeze: bool = True) -> Rate:
+    """Consume and decode ``n`` records with ``kafka.client`` (fresh group, from the start of the topic).
+
+    ``gc_freeze``: the loop runs with the heap frozen, as the daemon's does (lifelong.heap); in this process,
+    which has imported torch, the plain loop would otherwise pay for collections that the daemon does not,
+    and the ratio of the two would flatter the daemon."""
+    from lifelong.heap import frozen_heap
     from lifelong.stream.codecs import decode_records, get_codec
     from lifelong.stream.prefetch import Prefetched, open_stream
 
@@ -170,15 +176,16 @@ def raw_rate(kafka: Any, n: int, features: int, max_classes: int = 10, prefetch:
     marks = _Marks()
     consumer = open_stream(kafka, prefetch=prefetch, workers=workers, decode=decode)
     try:
-        deadline = time.monotonic() + 300
-        while marks.total < n and time.monotonic() < deadline:
-            fetched = consumer.poll(1000)
-            if not fetched:
-                continue
-            batch = fetched.batch if isinstance(fetched, Prefetched) else decode(fetched)
-            marks.add(batch.total)
-            if on_progress:
-                on_progress(marks.total)
+        with frozen_heap(gc_freeze):
+            deadline = time.monotonic() + 300
+            while marks.total < n and time.monotonic() < deadline:
+                fetched = consumer.poll(1000)
+                if not fetched:
+                    continue
+                batch = fetched.batch if isinstance(fetched, Prefetched) else decode(fetched)
+                marks.add(batch.total)
+                if on_progress:
+                    on_progress(marks.total)
     finally:
         consumer.close()
     return marks.rate()
@@ -204,6 +211,7 @@ def daemon_settings(bootstrap: str, topic: str, *, client: str, model: str, repl
         daemon={"device": opts.device, "max_events": n, "micro_batch": opts.micro_batch, "idle_exit_s": 60,
                 "prefetch": opts.prefetch,
                 "fetch_workers": opts.fetch_workers, "fetcher": opts.fetcher, "shared_memory": opts.shared_memory,
+                "gc_freeze": opts.gc_freeze,
                 "torch_threads": opts.torch_threads,
                 "autocast": opts.autocast, "compile": opts.compile, "summary_interval_s": 3600,
                 "log_level": "WARNING"},
@@ -506,6 +514,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "prefetch=0, torch_threads=1": {"prefetch": 0, "torch_threads": 1},
     "compile": {"compile": True},
     "fetch_workers=2": {"fetch_workers": 2},
+    "gc_freeze=false": {"gc_freeze": False},
 }
 SLOW_VARIANT_EVENTS = 5_000  # torch's default threads ran ~20x slower on 2 shared cores: fewer events
 

@@ -38,6 +38,7 @@ from lifelong.daemon.factory import apply_fused, build_drift, build_learner, see
 from lifelong.daemon.notify import ServiceNotifier
 from lifelong.daemon.pending import PendingRecords
 from lifelong.daemon.position_guard import PositionGuard
+from lifelong.heap import frozen_heap
 from lifelong.learner import resolve_device
 from lifelong.metrics.exporter import DaemonMetrics, Health, MetricsServer
 from lifelong.stream.prefetch import FetcherStopped
@@ -209,7 +210,7 @@ class Daemon:
             try:
                 self.consumer = open_stream(self.settings.kafka, prefetch=d.prefetch, workers=d.fetch_workers,
                                             decode=decode, process=d.fetcher == "process",
-                                            shared_memory=d.shared_memory)
+                                            shared_memory=d.shared_memory, gc_freeze=d.gc_freeze)
                 if self.dead_letters is None:  # kept across a consumer restart: its letters are in flight
                     self.dead_letters = DeadLetterWriter(self.settings.kafka)
                 return
@@ -237,6 +238,8 @@ class Daemon:
         last_summary = time.monotonic()
         events_at_summary = self.stats.events
         last_record_time = time.monotonic()
+        heap = frozen_heap(s.daemon.gc_freeze)
+        heap.__enter__()  # model, clients and imports are in place: keep the collector off them
         try:
             while not self._stop.is_set():
                 self.health.beat()
@@ -266,7 +269,10 @@ class Daemon:
                     log.info("no record for %.0fs (idle_exit_s): stopping", s.daemon.idle_exit_s)
                     break
         finally:
-            self._shutdown()
+            try:
+                self._shutdown()
+            finally:
+                heap.__exit__(None, None, None)
             self.stats.seconds = time.monotonic() - start
         return self.stats
 

@@ -42,6 +42,11 @@ def confluent_config(cfg: KafkaConfig, **overrides: Any) -> dict[str, Any]:
         "max.partition.fetch.bytes": cfg.max_partition_fetch_bytes,
         "receive.message.max.bytes": max(cfg.fetch_max_bytes + 1024 * 1024, 100_000_000),
         "reconnect.backoff.max.ms": cfg.reconnect_backoff_max_ms,
+        # librdkafka stops fetching a partition for this long once its local queue passes queued.min.messages or
+        # queued.max.messages.kbytes; its default of 1000 ms left a consumer that decodes a little slower than
+        # the broker delivers idle most of the time (measured: 61,139 records/s at 0.47 of a core, against
+        # 122,813/s at 10 ms on the same topic)
+        "fetch.queue.backoff.ms": 10,
         "allow.auto.create.topics": False,
         "security.protocol": cfg.security_protocol.lower(),
     }

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import itertools
 import logging
 import multiprocessing as mp
@@ -121,7 +122,7 @@ def _open(cfg: Any, index: int, workers: int, overrides: dict) -> Any:
 
 
 def _child(conn: Any, cfg: Any, index: int, workers: int, decode: Callable | None, overrides: dict,
-           blocks_limit: int = BLOCKS) -> None:
+           blocks_limit: int = BLOCKS, gc_freeze: bool = True) -> None:
     """One child: poll, decode, send; run the parent's requests between polls."""
     # Ctrl-C reaches the whole process group: the parent finishes its batch, commits through this child, then
     # closes it; a parent that dies leaves this child a broken pipe, and it exits
@@ -132,6 +133,9 @@ def _child(conn: Any, cfg: Any, index: int, workers: int, decode: Callable | Non
     except BaseException as exc:  # noqa: BLE001 - the parent raises it from its constructor
         _send(conn, ("failed", exc))
         return
+    if gc_freeze:  # imports and client are in place, and this process lives as long as they do (lifelong.heap)
+        gc.collect()
+        gc.freeze()
 
     def state() -> tuple[set[TopicPartition], bool]:
         return set(consumer.assignment()), bool(consumer.connected())
@@ -235,10 +239,11 @@ class _Child:
     """The parent's handle on one child: its process, pipe and last reported state."""
 
     def __init__(self, context: Any, cfg: Any, index: int, workers: int, decode: Callable | None,
-                 overrides: dict, blocks: int) -> None:
+                 overrides: dict, blocks: int, gc_freeze: bool) -> None:
         self.index = index
         self.conn, child_conn = context.Pipe()
-        self.process = context.Process(target=_child, args=(child_conn, cfg, index, workers, decode, overrides, blocks),
+        self.process = context.Process(target=_child, args=(child_conn, cfg, index, workers, decode, overrides, blocks,
+                                                            gc_freeze),
                                        name=f"lifelong-fetch-{index}", daemon=True)
         self.process.start()
         child_conn.close()
@@ -286,12 +291,14 @@ class ProcessPrefetchingConsumer(FetcherGroup):
     a partial of one). ``depth`` is accepted for the interface's sake: a child runs at most ``BLOCKS`` decoded
     batches ahead (a sender thread in the child that kept ``depth`` batches ready measured no faster on 2
     cores). ``shared_memory``: decoded features travel in shared-memory blocks (lifelong.stream.shared_blocks);
-    False sends them through the pipe, as a child also does once it cannot make a block. Raises a child's
+    False sends them through the pipe, as a child also does once it cannot make a block. ``gc_freeze``: each
+    child freezes its heap once its client is up (lifelong.heap). Raises a child's
     error (e.g. broker unreachable) from the constructor.
     """
 
     def __init__(self, cfg: Any, *, depth: int = 2, workers: int = 1, decode: Callable | None = None,
-                 request_timeout_s: float = 60.0, shared_memory: bool = True, **overrides: Any) -> None:
+                 request_timeout_s: float = 60.0, shared_memory: bool = True, gc_freeze: bool = True,
+                 **overrides: Any) -> None:
         _refuse_when_bootstrapping()
         context = mp.get_context("spawn")  # no fork of a process that holds torch's and the client's threads
         self.request_timeout_s = request_timeout_s
@@ -304,7 +311,8 @@ class ProcessPrefetchingConsumer(FetcherGroup):
         workers = max(1, workers)
         self._blocks = BlockReader(keep=2 * BLOCKS * workers)  # every child's blocks stay mapped, and one each grew
         blocks = BLOCKS if shared_memory else 0
-        self.children = [_Child(context, cfg, i, workers, decode, overrides, blocks) for i in range(workers)]
+        self.children = [_Child(context, cfg, i, workers, decode, overrides, blocks, gc_freeze)
+                         for i in range(workers)]
         try:
             for child in self.children:
                 child.wait_ready(READY_TIMEOUT_S)

@@ -91,6 +91,8 @@ def test_stop_and_resume_learns_every_record_once(
 def test_learner_flags_threads_and_bf16_autocast(
     shared_broker: EmbeddedBroker, make_topic: Callable[..., str], tmp_path: Path,
 ) -> None:
+    import gc
+
     import torch
 
     topic = make_topic(1)
@@ -101,8 +103,10 @@ def test_learner_flags_threads_and_bf16_autocast(
     config.daemon.torch_threads = 1
     config.daemon.autocast = "bf16"
     dtypes: list[torch.dtype] = []
+    frozen: list[int] = []
 
     def on_batch(daemon: Daemon, _batch) -> None:
+        frozen.append(gc.get_freeze_count())
         if not dtypes:  # from the second batch on, see what the head computes in
             daemon.learner.model.head.register_forward_hook(lambda _m, _i, out: dtypes.append(out.dtype))
             dtypes.append(torch.float32)
@@ -117,6 +121,7 @@ def test_learner_flags_threads_and_bf16_autocast(
     assert stats.events == 600
     assert all(group["fused"] for group in daemon.learner.optimizer.param_groups)  # optim.fused: auto
     assert torch.bfloat16 in dtypes[1:] and daemon.learner.model.head.weight.dtype == torch.float32
+    assert min(frozen) > 100_000 and gc.get_freeze_count() == 0  # daemon.gc_freeze: torch's heap, given back
 
 
 def test_fetch_process_delivers_decoded_rows_and_a_dead_child_is_raised(
