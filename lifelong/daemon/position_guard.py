@@ -6,14 +6,15 @@ partition) and checks every fetch against it, one partition's run of offsets at 
 * offsets below the position were learned already (before a restart or a rebalance): dropped;
 * a run that starts above the position means either the client jumped (a fetch that raced a rebalance or a
   seek) or the offsets between hold no record. The guard cannot tell the two apart from one fetch, so it asks
-  for a seek back to the position. When a fetch made after that seek still starts above it, the broker has
-  said there is nothing in between, and the run is learned: a transactional producer's commit markers take an
-  offset each, compaction removes records, and retention can delete a checkpoint's offset;
+  for a seek back to the position. When the first fetch after that seek starts at the very offset that caused
+  it, the broker has said twice that there is nothing in between, and the run is learned: a transactional
+  producer's commit markers take an offset each, compaction removes records, and retention can delete a
+  checkpoint's offset. Any other seek (a resume on assignment) vouches for nothing: kafka-python 3 was seen
+  to return, right after a seek to a checkpoint's offset, records it had fetched before it, 47 offsets on;
 * gaps inside one run are offsets without records too: a fetch returns a partition's records in log order.
 
 "After the seek" is counted in polls: a seek issued while the records of poll k are handled applies from poll
-k + 1 on. The stream layer guarantees that nothing fetched before a seek is delivered after it (kafka-python
-drops such fetches; the prefetchers purge them).
+k + 1 on.
 
 The guard knows nothing of the client: it returns the seeks to issue, and the daemon reports them back through
 :meth:`PositionGuard.sought`.
@@ -40,7 +41,9 @@ class PositionGuard:
         self.positions: dict[TopicPartition, int] = dict(positions or {})
         self.skipped_offsets = 0  # offsets found to hold no record, since start
         self._polls = 0
-        self._sought: dict[TopicPartition, tuple[int, int]] = {}  # partition -> (offset, poll count at the seek)
+        self._asked: dict[TopicPartition, int] = {}  # seeks back asked for: the first offset that caused each
+        # partition -> (offset sought, poll count at the seek, first offset of the run that made the guard seek)
+        self._sought: dict[TopicPartition, tuple[int, int, int | None]] = {}
 
     # ---- what the daemon tells the guard -------------------------------------------------------------------
     def polled(self) -> None:
@@ -48,15 +51,18 @@ class PositionGuard:
         self._polls += 1
 
     def sought(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """The consumer was told to fetch these partitions from these offsets next."""
+        """The consumer was told to fetch these partitions from these offsets next (a seek back that
+        :meth:`start` asked for keeps what it needs to confirm a gap)."""
         for tp, offset in offsets.items():
-            self._sought[tp] = (int(offset), self._polls)
+            asked = self._asked.pop(tp, None)
+            self._sought[tp] = (int(offset), self._polls, asked if asked is not None and asked > offset else None)
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         """Partitions revoked or lost: their positions and pending seeks no longer hold."""
         for tp in partitions:
             self.positions.pop(tp, None)
             self._sought.pop(tp, None)
+            self._asked.pop(tp, None)
 
     # ---- what the guard decides ----------------------------------------------------------------------------
     def start(self, tp: TopicPartition, offsets: np.ndarray) -> int | None:
@@ -72,12 +78,13 @@ class PositionGuard:
             start = 0
         elif first < expected:
             start = int(np.searchsorted(offsets, expected))
-        elif after_seek and seek[0] == expected:
+        elif after_seek and seek[0] == expected and seek[2] == first:
             log.info("%s[%d]: offsets %d to %d hold no record (transaction markers, compaction or retention): "
                      "learning on from %d", tp[0], tp[1], expected, first - 1, first)
             self.skipped_offsets += first - expected
             start = 0
         else:
+            self._asked[tp] = first
             return None
         if start < len(offsets):
             self.positions[tp] = int(offsets[-1]) + 1
