@@ -15,7 +15,14 @@ import contextlib
 import gc
 from collections.abc import Iterator
 
-__all__ = ["frozen_heap"]
+__all__ = ["freeze", "frozen_heap"]
+
+
+def freeze() -> None:
+    """Move every object alive now into the permanent generation, after one full collection (so that no
+    garbage is frozen with them). For a process whose objects at this point live as long as it does."""
+    gc.collect()
+    gc.freeze()
 
 
 @contextlib.contextmanager
@@ -26,8 +33,7 @@ def frozen_heap(enabled: bool = True) -> Iterator[None]:
         yield
         return
     ours = gc.get_freeze_count() == 0
-    gc.collect()
-    gc.freeze()
+    freeze()
     try:
         yield
     finally:

@@ -27,11 +27,13 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from lifelong.stream.records import RawRecord, TopicPartition
+from lifelong.stream.records import Coordinates, RawRecord, TopicPartition
 
 __all__ = ["PositionGuard"]
 
 log = logging.getLogger("lifelong.daemon")
+
+NEVER = 1 << 62  # above every offset: a partition none of whose records are learned
 
 
 class PositionGuard:
@@ -92,20 +94,11 @@ class PositionGuard:
 
     def records(self, records: list[RawRecord]) -> tuple[list[RawRecord], dict[TopicPartition, int]]:
         """The records to learn, in their order, and the seeks to issue (partition -> position)."""
-        rows: dict[TopicPartition, list[int]] = {}
-        for i, record in enumerate(records):
-            rows.setdefault((record.topic, record.partition), []).append(i)
-        keep = np.zeros(len(records), dtype=bool)
-        seeks: dict[TopicPartition, int] = {}
-        for tp, index in rows.items():
-            start = self.start(tp, np.fromiter((records[i].offset for i in index), np.int64, len(index)))
-            if start is None:
-                seeks[tp] = self.positions[tp]
-            else:
-                keep[index[start:]] = True
-        if keep.all():
-            return records, seeks
-        return [records[i] for i in np.flatnonzero(keep).tolist()], seeks
+        accepted, seeks = self.runs(Coordinates.of(records).runs)
+        # what a run keeps is a suffix, and a partition's offsets ascend: keep each record from its run's first
+        first = {tp: int(offsets[0]) if len(offsets) else NEVER for tp, offsets in accepted.items()}
+        kept = [r for r in records if r.offset >= first[(r.topic, r.partition)]]
+        return (records if len(kept) == len(records) else kept), seeks
 
     def runs(self, runs: Iterable[tuple[str, int, np.ndarray]]
              ) -> tuple[dict[TopicPartition, np.ndarray], dict[TopicPartition, int]]:

@@ -238,42 +238,38 @@ class Daemon:
         last_summary = time.monotonic()
         events_at_summary = self.stats.events
         last_record_time = time.monotonic()
-        heap = frozen_heap(s.daemon.gc_freeze)
-        heap.__enter__()  # model, clients and imports are in place: keep the collector off them
-        try:
-            while not self._stop.is_set():
-                self.health.beat()
-                self.notifier.watchdog()
-                self._handle_rebalance()
-                records = self._poll()
-                self.health.beat()  # a bounded poll may have waited; the loop is alive
-                if records:
-                    last_record_time = time.monotonic()
-                    self._handle_records(records)
-                elif len(self.pending):
-                    self._learn_pending(flush=True)  # caught up: do not hold a partial micro-batch back
-                self._update_readiness()
-                now = time.monotonic()
-                due = (self.stats.events - events_at_checkpoint >= s.checkpoint.every_events
-                       or now - last_checkpoint_time >= s.checkpoint.every_seconds)
-                if due and self.positions and self.checkpoint_and_commit():
-                    last_checkpoint_time, events_at_checkpoint = now, self.stats.events
-                    self.health.beat()
-                if now - last_summary >= s.daemon.summary_interval_s:
-                    self._summary(self.stats.events - events_at_summary, now - last_summary)
-                    last_summary, events_at_summary = now, self.stats.events
-                if s.daemon.max_events is not None and self.stats.events >= s.daemon.max_events:
-                    log.info("max_events=%d reached", s.daemon.max_events)
-                    break
-                if s.daemon.idle_exit_s is not None and now - last_record_time >= s.daemon.idle_exit_s:
-                    log.info("no record for %.0fs (idle_exit_s): stopping", s.daemon.idle_exit_s)
-                    break
-        finally:
+        with frozen_heap(s.daemon.gc_freeze):  # model, clients and imports are in place: keep the collector off them
             try:
-                self._shutdown()
+                while not self._stop.is_set():
+                    self.health.beat()
+                    self.notifier.watchdog()
+                    self._handle_rebalance()
+                    records = self._poll()
+                    self.health.beat()  # a bounded poll may have waited; the loop is alive
+                    if records:
+                        last_record_time = time.monotonic()
+                        self._handle_records(records)
+                    elif len(self.pending):
+                        self._learn_pending(flush=True)  # caught up: do not hold a partial micro-batch back
+                    self._update_readiness()
+                    now = time.monotonic()
+                    due = (self.stats.events - events_at_checkpoint >= s.checkpoint.every_events
+                           or now - last_checkpoint_time >= s.checkpoint.every_seconds)
+                    if due and self.positions and self.checkpoint_and_commit():
+                        last_checkpoint_time, events_at_checkpoint = now, self.stats.events
+                        self.health.beat()
+                    if now - last_summary >= s.daemon.summary_interval_s:
+                        self._summary(self.stats.events - events_at_summary, now - last_summary)
+                        last_summary, events_at_summary = now, self.stats.events
+                    if s.daemon.max_events is not None and self.stats.events >= s.daemon.max_events:
+                        log.info("max_events=%d reached", s.daemon.max_events)
+                        break
+                    if s.daemon.idle_exit_s is not None and now - last_record_time >= s.daemon.idle_exit_s:
+                        log.info("no record for %.0fs (idle_exit_s): stopping", s.daemon.idle_exit_s)
+                        break
             finally:
-                heap.__exit__(None, None, None)
-            self.stats.seconds = time.monotonic() - start
+                self._shutdown()
+                self.stats.seconds = time.monotonic() - start
         return self.stats
 
     def _poll(self) -> list[RawRecord]:

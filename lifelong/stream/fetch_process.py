@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gc
 import itertools
 import logging
 import multiprocessing as mp
@@ -45,6 +44,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from multiprocessing.connection import wait
 from typing import Any
 
+from lifelong.heap import freeze
 from lifelong.stream.prefetch import FetcherGroup, FetcherStopped, Prefetched
 from lifelong.stream.records import Coordinates, TopicPartition
 from lifelong.stream.shared_blocks import BlockPool, BlockReader, BlockRef, unlink_orphans
@@ -133,9 +133,8 @@ def _child(conn: Any, cfg: Any, index: int, workers: int, decode: Callable | Non
     except BaseException as exc:  # noqa: BLE001 - the parent raises it from its constructor
         _send(conn, ("failed", exc))
         return
-    if gc_freeze:  # imports and client are in place, and this process lives as long as they do (lifelong.heap)
-        gc.collect()
-        gc.freeze()
+    if gc_freeze:  # imports and client are in place, and this process lives as long as they do
+        freeze()
 
     def state() -> tuple[set[TopicPartition], bool]:
         return set(consumer.assignment()), bool(consumer.connected())
