@@ -30,18 +30,26 @@ MASKED_LOGIT = -1e9
 MODE_DEPENDENT = (nn.modules.batchnorm._NormBase, nn.modules.dropout._DropoutNd)
 
 
-def fast_bf16(device: torch.device) -> bool:
-    """Whether bf16 autocast is known to speed this device's learner up: a CPU with AMX-BF16 tiles (Intel
-    Sapphire Rapids and later: 1.37x the MLP benchmark's end-to-end rate at the same accuracy, see
-    benchmarks/RESULTS.md). Not on CPUs without them (no gain measured on AMD EPYC), and not on CUDA until a GPU
-    run shows it helps there."""
-    if device.type != "cpu":
-        return False
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs with bf16 matrix instructions
+
+
+def cpu_bf16_flags(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
+    """Which of :data:`BF16_CPU_FLAGS` this CPU has (empty where unknown: no /proc/cpuinfo)."""
     try:
-        with open("/proc/cpuinfo") as info:
-            return any(line.startswith("flags") and " amx_bf16" in line for line in info)
+        with open(cpuinfo) as info:
+            flags = next((line.split(":", 1)[-1].split() for line in info if line.startswith("flags")), [])
     except OSError:
-        return False
+        return []
+    return [flag for flag in BF16_CPU_FLAGS if flag in flags]
+
+
+def fast_bf16(device: torch.device, cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether bf16 autocast is known to speed this device's learner up: a CPU with bf16 matrix instructions,
+    AMX-BF16 tiles (Intel Sapphire Rapids and later: 1.37x the MLP benchmark's end-to-end rate) or AVX512-BF16
+    dot products (AMD Zen 4 and later, Intel Cooper Lake; benchmarks/autocast.py times the learner alone), at
+    the same accuracy (benchmarks/RESULTS.md). Not on CPUs without them, where bf16 is emulated and no faster,
+    and not on CUDA until a GPU run shows it helps there."""
+    return device.type == "cpu" and bool(cpu_bf16_flags(cpuinfo))
 
 
 def resolve_autocast(requested: str, device: torch.device) -> torch.dtype | None:

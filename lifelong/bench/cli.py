@@ -48,7 +48,8 @@ def bench(
         help="daemon.gc_freeze: the daemon freezes its heap once it is up (the raw client loop always does).")] = True,
     partitions: Annotated[int, typer.Option(help="Partitions of the benchmark topic.")] = 1,
     torch_threads: Annotated[int | None, typer.Option(help="daemon.torch_threads (default: auto).")] = None,
-    autocast: Annotated[str, typer.Option(help="daemon.autocast: off, bf16 or auto (bf16 on AMX CPUs).")] = "auto",
+    autocast: Annotated[str, typer.Option(
+        help="daemon.autocast: off, bf16 or auto (bf16 on CPUs with AMX-BF16 or AVX512-BF16).")] = "auto",
     device: Annotated[str, typer.Option(help="daemon.device: cpu, cuda or auto.")] = "cpu",
     with_deep_river: Annotated[bool, typer.Option(
         "--with-deep-river", help="Also measure deep-river (deep-river==0.3.4) from a venv of its own "

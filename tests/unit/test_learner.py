@@ -1,9 +1,10 @@
 """The learner: prequential order, head growth by class activation, non-finite steps skipped."""
 
 import numpy as np
+import pytest
 import torch
 
-from lifelong.learner import Learner, build_optimizer
+from lifelong.learner import Learner, build_optimizer, fast_bf16
 from lifelong.models import build_model
 
 
@@ -169,3 +170,16 @@ def test_shared_forward_off_where_predictions_differ_from_training():
     assert not _paired(None, plugins=[nme]).shared_forward  # NME replaces the model's predictions
     plain = ReplayPlugin(lambda d: ReservoirBuffer(50, d))
     assert _paired(None, plugins=[plain]).shared_forward
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ("fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni", True),  # AMD Zen 4, Intel Cooper Lake
+    ("fpu sse2 avx2 avx512f amx_bf16 amx_tile", True),  # Intel Sapphire Rapids
+    ("fpu sse2 avx2 avx512f avx512_vnni", False),  # AVX-512 without bf16: emulated, no faster
+])
+def test_autocast_auto_picks_bf16_only_on_cpus_with_bf16_instructions(tmp_path, flags, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    assert fast_bf16(torch.device("cpu"), str(cpuinfo)) is expected
+    assert fast_bf16(torch.device("cpu"), str(tmp_path / "missing")) is False
+    assert fast_bf16(torch.device("meta"), str(cpuinfo)) is False  # not a CPU: never guessed
