@@ -46,6 +46,9 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     micro_batch = Options().micro_batch or 256
+    if args.events <= 2 * WARMUP_BATCHES * micro_batch:
+        parser.error(f"--events must exceed {2 * WARMUP_BATCHES * micro_batch} (the warm-up is "
+                     f"{WARMUP_BATCHES} micro-batches of {micro_batch})")
     x, y = mnist_arrays(args.events)
     cost: dict[str, list[float]] = {"off": [], "bf16": []}
     accuracy: dict[str, float] = {}

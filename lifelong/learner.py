@@ -47,7 +47,7 @@ def fast_bf16(device: torch.device, cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether bf16 autocast is known to speed this device's learner up: a CPU with bf16 matrix instructions,
     AMX-BF16 tiles (Intel Sapphire Rapids and later: 1.37x the MLP benchmark's end-to-end rate) or AVX512-BF16
     dot products (AMD Zen 4 and later, Intel Cooper Lake; benchmarks/autocast.py times the learner alone), at
-    the same accuracy (benchmarks/RESULTS.md). Not on CPUs without them, where bf16 is emulated and no faster,
+    the same accuracy (benchmarks/RESULTS.md). Not on CPUs without them (no native bf16 dot product to gain from),
     and not on CUDA until a GPU run shows it helps there."""
     return device.type == "cpu" and bool(cpu_bf16_flags(cpuinfo))
 
