@@ -47,8 +47,8 @@ def main() -> int:
     torch.set_num_threads(1)
     micro_batch = Options().micro_batch or 256
     if args.events <= 2 * WARMUP_BATCHES * micro_batch:
-        parser.error(f"--events must exceed {2 * WARMUP_BATCHES * micro_batch} (the warm-up is "
-                     f"{WARMUP_BATCHES} micro-batches of {micro_batch})")
+        parser.error(f"--events must exceed {2 * WARMUP_BATCHES * micro_batch}: {WARMUP_BATCHES} micro-batches of "
+                     f"{micro_batch} warm up untimed, and at least as many more are timed")
     x, y = mnist_arrays(args.events)
     cost: dict[str, list[float]] = {"off": [], "bf16": []}
     accuracy: dict[str, float] = {}

@@ -175,7 +175,7 @@ def test_shared_forward_off_where_predictions_differ_from_training():
 @pytest.mark.parametrize(("flags", "expected"), [
     ("fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni", True),  # AMD Zen 4, Intel Cooper Lake
     ("fpu sse2 avx2 avx512f amx_bf16 amx_tile", True),  # Intel Sapphire Rapids
-    ("fpu sse2 avx2 avx512f avx512_vnni", False),  # AVX-512 without bf16: emulated, no faster
+    ("fpu sse2 avx2 avx512f avx512_vnni", False),  # AVX-512 without a native bf16 dot product
 ])
 def test_autocast_auto_picks_bf16_only_on_cpus_with_bf16_instructions(tmp_path, flags, expected):
     cpuinfo = tmp_path / "cpuinfo"
