@@ -264,9 +264,20 @@ class _Worker(threading.Thread):
                 request.future.set_exception(exc)
                 continue
             if request.purge:
-                self.owner.channel.purge(request.purge)
+                # only rows this worker fetched: a seek is broadcast, and a worker that does not hold the
+                # partition may serve it after the owner has sought and queued the re-fetched rows
+                held = request.purge & self._held()
+                if held:
+                    self.owner.channel.purge(held)
             request.future.set_result(result)
         self._snapshot()
+
+    def _held(self) -> set[TopicPartition]:
+        """The partitions this worker's consumer holds now (its last snapshot where the client cannot say)."""
+        try:
+            return set(self.consumer.assignment())
+        except Exception:  # noqa: BLE001 - the snapshot is the best this worker knows
+            return set(self.assignment)
 
     def _snapshot(self) -> None:
         with contextlib.suppress(Exception):

@@ -254,3 +254,29 @@ def test_a_dead_fetch_thread_is_raised_by_poll() -> None:
         time.sleep(0.1)
         with pytest.raises(RuntimeError, match="fetch thread 0 stopped"):
             consumer.poll(100)
+
+
+def test_a_seek_served_late_by_a_worker_without_the_partition_keeps_the_owners_new_rows() -> None:
+    """A seek goes to every worker; the owner seeks and fetches again while another worker is still busy. When
+    that worker serves the seek later, the owner's re-fetched rows must stay (seen with confluent-kafka on
+    the real broker: the second worker's purge dropped them, and the partition stalled)."""
+    owner = ScriptedConsumer([], held={("t", 0)})
+    other = ScriptedConsumer([], held={("t", 1)})
+    with PrefetchingConsumer([lambda: owner, lambda: other], depth=10, decode=decode) as consumer:
+        other.poll_gate.clear()  # the other worker sits in a poll and serves the seek only once released
+        time.sleep(0.05)
+        done = threading.Thread(target=consumer.seek, args=({("t", 0): 3},))
+        done.start()
+        deadline = time.monotonic() + 5
+        while not owner.sought and time.monotonic() < deadline:
+            time.sleep(0.005)
+        owner.script.append(([record(0, 3), record(0, 4)], []))  # the owner fetches from the new position
+        while owner.script and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.05)
+        other.poll_gate.set()
+        done.join(5)
+        assert not done.is_alive()
+        items = collect(consumer, 2, timeout=2)
+    assert [r.offset for i in items for r in i.records] == [3, 4]
+    assert other.sought == {("t", 0): 3}  # it was asked too, and held nothing of it
