@@ -103,6 +103,15 @@ class Rate:
     def per_s(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def cpu_us_per_event(self) -> float:
+        """This process's CPU microseconds per event over the measured span (its threads; not the fetch
+        processes or the broker)."""
+        if len(self.marks) < 2 or self.marks[-1][2] == self.marks[0][2]:
+            return float("nan")
+        (_, c0, n0), (_, c1, n1) = self.marks[0], self.marks[-1]
+        return (c1 - c0) / (n1 - n0) * 1e6
+
     def window_rate(self, lo: float, hi: float, clock: int = 0) -> float:
         """Events per second between the fractions ``lo`` and ``hi`` of the events (the decay check's first
         and last 10%); ``clock=1``: per second of this process's CPU time, which other tenants of a shared
@@ -233,9 +242,11 @@ def learner_alone(features: int, events: int, **daemon: Any) -> Any:
     return learner
 
 
-def daemon_rate(settings: Any, prefix: int = 0, on_progress: Callable[[int], None] | None = None) -> Rate:
+def daemon_rate(settings: Any, prefix: int = 0, on_progress: Callable[[int], None] | None = None,
+                daemon_type: type | None = None) -> Rate:
     """Run the real Daemon in-process until ``daemon.max_events``; rate from its batches, prequential
-    accuracy over the run and over the first ``prefix`` events (to the batch that crosses it)."""
+    accuracy over the run and over the first ``prefix`` events (to the batch that crosses it).
+    ``daemon_type``: a subclass of Daemon to run instead (benchmarks/loop_ceiling.py)."""
     from lifelong.daemon.service import Daemon
 
     marks = _Marks()
@@ -256,7 +267,7 @@ def daemon_rate(settings: Any, prefix: int = 0, on_progress: Callable[[int], Non
         if on_progress:
             on_progress(marks.total)
 
-    daemon = Daemon(settings, install_signal_handlers=False, on_batch=on_batch)
+    daemon = (daemon_type or Daemon)(settings, install_signal_handlers=False, on_batch=on_batch)
     daemon.run()
     total, right = counts(daemon)
     rate = marks.rate()

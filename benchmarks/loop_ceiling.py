@@ -1,0 +1,116 @@
+"""How fast the daemon's loop runs when learning costs nothing: where end to end stops short of the client.
+
+In one run, on the same topic, for each client: (a) the client's own consume+decode rate, (b) the daemon end to
+end with the benchmark's learner (MLP 784-256-256-10, reservoir replay 500: the ``lifelong bench`` settings),
+and (loop) the same daemon whose learner answers every event at once: it predicts the label and trains on
+nothing, while everything else (fetch processes, shared memory, position guard, pending records, metrics,
+drift detection, checkpoints and commits) runs as in (b). loop/a is how close the loop alone comes to the
+client; b/loop is what learning costs. Also prints the main process's CPU per event: the loop's figure is the
+budget a learner on a GPU shares with the loop (150,000 events/s leaves 6.7 us per event in all).
+
+    python benchmarks/loop_ceiling.py [--records 100000] [--repeats 3] [--clients kafka-python,confluent]
+                                      [--partitions 1] [--fetch-workers 1] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import types
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lifelong.bench.results import record  # noqa: E402
+from lifelong.bench.throughput import (  # noqa: E402
+    Options,
+    Rate,
+    _feed,
+    _torch_threads_restored,
+    daemon_rate,
+    daemon_settings,
+    mnist_arrays,
+    raw_rate,
+)
+from lifelong.config import KafkaConfig  # noqa: E402
+from lifelong.daemon.service import Daemon  # noqa: E402
+from lifelong.learner import StepResult  # noqa: E402
+from lifelong.stream.broker import EmbeddedBroker  # noqa: E402
+
+
+def _answer_at_once(learner, x, y) -> StepResult:
+    """Learner.process at no cost: every prediction right, nothing trained (the loop's work stays)."""
+    labels = np.asarray(y)
+    learner.events_seen += len(labels)
+    return StepResult(predictions=labels, correct=np.ones(len(labels), dtype=bool),
+                      losses=np.zeros(len(labels), dtype=np.float32), train_loss=0.0, train_seconds=0.0,
+                      new_classes=[])
+
+
+class LoopOnlyDaemon(Daemon):
+    """The daemon with its learner's ``process`` replaced by :func:`_answer_at_once` (this benchmark only)."""
+
+    def _setup(self) -> None:
+        super()._setup()
+        self.learner.process = types.MethodType(_answer_at_once, self.learner)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000, help="f32 MNIST records fed, and learned per run.")
+    parser.add_argument("--repeats", type=int, default=3, help="Interleaved rounds of (a), (b) and the loop alone.")
+    parser.add_argument("--clients", default="kafka-python,confluent", help="Comma list: kafka-python, confluent.")
+    parser.add_argument("--partitions", type=int, default=1, help="Partitions of the topic.")
+    parser.add_argument("--fetch-workers", type=int, default=1,
+                        help="daemon.fetch_workers of (b) and the loop; (a) is always one plain consumer.")
+    parser.add_argument("--device", default="cpu", help="daemon.device of (b): cpu, cuda or auto.")
+    args = parser.parse_args()
+    opts = replace(Options(), fetch_workers=args.fetch_workers, device=args.device)
+    x, y = mnist_arrays(args.records)
+    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+        topic = f"loop-{uuid.uuid4().hex[:8]}"
+        _feed(broker.bootstrap, topic, x, y, args.partitions, progress=False)
+        for client in [c for c in args.clients.split(",") if c]:
+            kafka = KafkaConfig(bootstrap_servers=[broker.bootstrap], topics=[topic], assign=True, client=client)
+            rates: dict[str, list[Rate]] = {"raw": [], "end_to_end": [], "loop": []}
+            for rep in range(args.repeats):  # interleaved: each ratio compares neighbours in time
+                rates["raw"].append(raw_rate(kafka.model_copy(update={"group_id": f"raw-{uuid.uuid4().hex[:8]}"}),
+                                             args.records, x.shape[1], workers=1))
+                for name, kind in (("end_to_end", Daemon), ("loop", LoopOnlyDaemon)):
+                    settings = daemon_settings(broker.bootstrap, topic, client=client, model="mlp",
+                                               replay="reservoir", features=x.shape[1], n=args.records, opts=opts,
+                                               checkpoint_dir=Path(tmp) / uuid.uuid4().hex)
+                    with _torch_threads_restored():
+                        rates[name].append(daemon_rate(settings, daemon_type=kind))
+                raw, end, loop = (rates[k][-1].per_s for k in ("raw", "end_to_end", "loop"))
+                print(f"{client} #{rep + 1}: raw {raw:,.0f}, end to end {end:,.0f}, loop alone {loop:,.0f} events/s",
+                      flush=True)
+            tags = {"client": client, "records": args.records, "partitions": args.partitions,
+                    "fetch_workers": args.fetch_workers, "model": "mlp", "replay": "reservoir-500",
+                    "device": args.device, "repeats": args.repeats}
+            med = {k: statistics.median(r.per_s for r in v) for k, v in rates.items()}
+            pairs = list(zip(rates["raw"], rates["end_to_end"], rates["loop"], strict=True))
+            loop_over_raw = statistics.median(lp.per_s / a.per_s for a, _, lp in pairs)
+            end_over_loop = statistics.median(b.per_s / lp.per_s for _, b, lp in pairs)
+            cpu = {k: statistics.median(r.cpu_us_per_event for r in rates[k]) for k in ("end_to_end", "loop")}
+            print(f"{client}: raw {med['raw']:,.0f}, end to end {med['end_to_end']:,.0f}, loop alone "
+                  f"{med['loop']:,.0f} events/s; loop/raw {loop_over_raw:.3f}, end to end/loop {end_over_loop:.3f}; "
+                  f"main process {cpu['loop']:.2f} us CPU per event for the loop, {cpu['end_to_end']:.2f} with "
+                  "the learner")
+            for k, unit_name in (("raw", "raw_events_per_s"), ("end_to_end", "end_to_end_events_per_s"),
+                                 ("loop", "loop_events_per_s")):
+                record("loop_ceiling", unit_name, med[k], "events/s", **tags)
+            record("loop_ceiling", "loop_over_raw", loop_over_raw, "ratio", **tags)
+            record("loop_ceiling", "end_to_end_over_loop", end_over_loop, "ratio", **tags)
+            record("loop_ceiling", "loop_main_process_us_per_event", cpu["loop"], "us/event", **tags)
+            record("loop_ceiling", "end_to_end_main_process_us_per_event", cpu["end_to_end"], "us/event", **tags)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""`lifelong bench` on the embedded broker, and the daemon of benchmarks/loop_ceiling.py: the figures a user
+reads are the ones the run measured, and the loop-only daemon runs every event without learning any."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lifelong.bench.throughput import Options, _feed, daemon_rate, daemon_settings, mnist_arrays
+from lifelong.cli import app
+from lifelong.stream.broker import EmbeddedBroker
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_reports_raw_end_to_end_and_river_from_one_run(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(app, [
+        "bench", "--records", "3000", "--repeats", "1", "--clients", "kafka-python", "--models", "mlp",
+        "--replays", "reservoir", "--river-records", "600", "--no-record", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    (config,) = data["configs"]
+    assert config["client"] == "kafka-python" and config["replay"] == "reservoir-500"
+    assert config["raw"] > 0 and config["end_to_end"] > 0
+    assert config["ratio"] == pytest.approx(config["end_to_end"] / config["raw"])  # one repeat: its own ratio
+    assert 0.3 < config["accuracy"] <= 1.0  # chance is 0.1: the daemon learned over the 3,000 events
+    assert set(data["baselines"]) == {"river.SoftmaxRegression", "river.OneVsRest(LogisticRegression)"}
+    assert all(b["events_per_s"] > 0 and 0 <= b["accuracy"] <= 1 for b in data["baselines"].values())
+    assert "cpu_end_to_end_over_raw" in result.output and "end_to_end_over_river" in result.output
+
+
+def _loop_ceiling() -> object:
+    spec = importlib.util.spec_from_file_location("loop_ceiling", ROOT / "benchmarks" / "loop_ceiling.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_loop_only_daemon_runs_every_event_and_trains_nothing(
+    shared_broker: EmbeddedBroker, make_topic: Callable[..., str],
+) -> None:
+    loop_ceiling = _loop_ceiling()
+    n = 2_000
+    x, y = mnist_arrays(n)
+    topic = make_topic(1)
+    _feed(shared_broker.bootstrap, topic, x, y, 1, progress=False)
+    runs: list[tuple[object, list[torch.Tensor]]] = []  # (daemon, its weights before the run)
+
+    class Watched(loop_ceiling.LoopOnlyDaemon):
+        def _setup(self) -> None:
+            super()._setup()
+            runs.append((self, [p.detach().clone() for p in self.learner.model.parameters()]))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = daemon_settings(shared_broker.bootstrap, topic, client="kafka-python", model="mlp",
+                                   replay="reservoir", features=x.shape[1], n=n, opts=Options(),
+                                   checkpoint_dir=Path(tmp))
+        rate = daemon_rate(settings, daemon_type=Watched)
+    (daemon, weights), = runs
+    assert daemon.stats.events == n and rate.per_s > 0
+    assert rate.accuracy == 1.0  # every event "predicted" right: the loop's metrics saw the stub's answers
+    assert daemon.learner.train_steps == 0
+    after = list(daemon.learner.model.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(weights, after, strict=True))  # nothing was learned
+    assert rate.cpu_us_per_event > 0
