@@ -46,6 +46,8 @@ def bench(
         help="daemon.shared_memory: fetch processes hand batches over in shared memory (else the pipe).")] = True,
     gc_freeze: Annotated[bool, typer.Option(
         help="daemon.gc_freeze: the daemon freezes its heap once it is up (the raw client loop always does).")] = True,
+    reuse_fetch_memory: Annotated[bool, typer.Option(
+        help="daemon.reuse_fetch_memory: fetch processes keep large fetch buffers for reuse.")] = True,
     partitions: Annotated[int, typer.Option(help="Partitions of the benchmark topic.")] = 1,
     torch_threads: Annotated[int | None, typer.Option(help="daemon.torch_threads (default: auto).")] = None,
     autocast: Annotated[str, typer.Option(
@@ -90,6 +92,7 @@ def bench(
         records=records, clients=_split(clients), models=_split(models), replays=_split(replays), repeats=repeats,
         cnn_records=cnn_records, river_records=river_records, deep_river_records=deep_river_records,
         batch_size=batch_size, fetcher=fetcher, shared_memory=shared_memory, gc_freeze=gc_freeze,
+        reuse_fetch_memory=reuse_fetch_memory,
         hidden=[int(h) for h in _split(hidden)],
         replay_batch_size=replay_batch_size, micro_batch=micro_batch or None, optimizer=optimizer, lr=lr,
         momentum=momentum, prefetch=prefetch,

@@ -71,6 +71,7 @@ class Options:
     fetcher: str = "process"
     shared_memory: bool = True
     gc_freeze: bool = True
+    reuse_fetch_memory: bool = True
     shared_forward: bool | None = None  # optim.shared_forward; None: the daemon's auto
     torch_threads: int | None = None
     autocast: str = "auto"
@@ -220,7 +221,7 @@ def daemon_settings(bootstrap: str, topic: str, *, client: str, model: str, repl
         daemon={"device": opts.device, "max_events": n, "micro_batch": opts.micro_batch, "idle_exit_s": 60,
                 "prefetch": opts.prefetch,
                 "fetch_workers": opts.fetch_workers, "fetcher": opts.fetcher, "shared_memory": opts.shared_memory,
-                "gc_freeze": opts.gc_freeze,
+                "gc_freeze": opts.gc_freeze, "reuse_fetch_memory": opts.reuse_fetch_memory,
                 "torch_threads": opts.torch_threads,
                 "autocast": opts.autocast, "compile": opts.compile, "summary_interval_s": 3600,
                 "log_level": "WARNING"},
@@ -526,6 +527,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "compile": {"compile": True},
     "fetch_workers=2": {"fetch_workers": 2},
     "gc_freeze=false": {"gc_freeze": False},
+    "reuse_fetch_memory=false": {"reuse_fetch_memory": False},
 }
 SLOW_VARIANT_EVENTS = 5_000  # torch's default threads ran ~20x slower on 2 shared cores: fewer events
 

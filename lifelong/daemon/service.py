@@ -210,7 +210,8 @@ class Daemon:
             try:
                 self.consumer = open_stream(self.settings.kafka, prefetch=d.prefetch, workers=d.fetch_workers,
                                             decode=decode, process=d.fetcher == "process",
-                                            shared_memory=d.shared_memory, gc_freeze=d.gc_freeze)
+                                            shared_memory=d.shared_memory, gc_freeze=d.gc_freeze,
+                                            reuse_memory=d.reuse_fetch_memory)
                 if self.dead_letters is None:  # kept across a consumer restart: its letters are in flight
                     self.dead_letters = DeadLetterWriter(self.settings.kafka)
                 return

@@ -45,6 +45,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from lifelong.heap import freeze
+from lifelong.stream.allocator import reuse_large_buffers
 from lifelong.stream.prefetch import FetcherGroup, FetcherStopped, Prefetched
 from lifelong.stream.records import Coordinates, TopicPartition
 from lifelong.stream.shared_blocks import BlockPool, BlockReader, BlockRef, unlink_orphans
@@ -122,12 +123,14 @@ def _open(cfg: Any, index: int, workers: int, overrides: dict) -> Any:
 
 
 def _child(conn: Any, cfg: Any, index: int, workers: int, decode: Callable | None, overrides: dict,
-           blocks_limit: int = BLOCKS, gc_freeze: bool = True) -> None:
+           blocks_limit: int = BLOCKS, gc_freeze: bool = True, reuse_memory: bool = True) -> None:
     """One child: poll, decode, send; run the parent's requests between polls."""
     # Ctrl-C reaches the whole process group: the parent finishes its batch, commits through this child, then
     # closes it; a parent that dies leaves this child a broken pipe, and it exits
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if reuse_memory:  # before the client allocates its first fetch buffers
+        reuse_large_buffers()
     try:
         consumer = _open(cfg, index, workers, overrides)
     except BaseException as exc:  # noqa: BLE001 - the parent raises it from its constructor
@@ -238,11 +241,11 @@ class _Child:
     """The parent's handle on one child: its process, pipe and last reported state."""
 
     def __init__(self, context: Any, cfg: Any, index: int, workers: int, decode: Callable | None,
-                 overrides: dict, blocks: int, gc_freeze: bool) -> None:
+                 overrides: dict, blocks: int, gc_freeze: bool, reuse_memory: bool) -> None:
         self.index = index
         self.conn, child_conn = context.Pipe()
         self.process = context.Process(target=_child, args=(child_conn, cfg, index, workers, decode, overrides, blocks,
-                                                            gc_freeze),
+                                                            gc_freeze, reuse_memory),
                                        name=f"lifelong-fetch-{index}", daemon=True)
         self.process.start()
         child_conn.close()
@@ -291,13 +294,14 @@ class ProcessPrefetchingConsumer(FetcherGroup):
     batches ahead (a sender thread in the child that kept ``depth`` batches ready measured no faster on 2
     cores). ``shared_memory``: decoded features travel in shared-memory blocks (lifelong.stream.shared_blocks);
     False sends them through the pipe, as a child also does once it cannot make a block. ``gc_freeze``: each
-    child freezes its heap once its client is up (lifelong.heap). Raises a child's
+    child freezes its heap once its client is up (lifelong.heap). ``reuse_memory``: each child keeps its large
+    fetch buffers for reuse instead of returning them to the kernel (lifelong.stream.allocator). Raises a child's
     error (e.g. broker unreachable) from the constructor.
     """
 
     def __init__(self, cfg: Any, *, depth: int = 2, workers: int = 1, decode: Callable | None = None,
                  request_timeout_s: float = 60.0, shared_memory: bool = True, gc_freeze: bool = True,
-                 **overrides: Any) -> None:
+                 reuse_memory: bool = True, **overrides: Any) -> None:
         _refuse_when_bootstrapping()
         context = mp.get_context("spawn")  # no fork of a process that holds torch's and the client's threads
         self.request_timeout_s = request_timeout_s
@@ -310,7 +314,7 @@ class ProcessPrefetchingConsumer(FetcherGroup):
         workers = max(1, workers)
         self._blocks = BlockReader(keep=2 * BLOCKS * workers)  # every child's blocks stay mapped, and one each grew
         blocks = BLOCKS if shared_memory else 0
-        self.children = [_Child(context, cfg, i, workers, decode, overrides, blocks, gc_freeze)
+        self.children = [_Child(context, cfg, i, workers, decode, overrides, blocks, gc_freeze, reuse_memory)
                          for i in range(workers)]
         try:
             for child in self.children:

@@ -489,14 +489,15 @@ class PrefetchingConsumer(FetcherGroup):
 
 def open_stream(cfg: Any, *, prefetch: int = 0, workers: int = 1, decode: Decoder | None = None,
                 process: bool = False, shared_memory: bool = True, gc_freeze: bool = True,
-                **overrides: Any) -> Any:
+                reuse_memory: bool = True, **overrides: Any) -> Any:
     """The daemon's consumer: the configured client as is (``prefetch=0``), or behind fetch threads.
 
     ``workers > 1`` runs that many consumers: group members splitting the partitions (group mode), or
     kafka-python consumers assigned disjoint partitions by :func:`partition_owner` (``cfg.assign``).
     ``process``: the fetch threads run in a child process (lifelong.stream.fetch_process), off the caller's
     GIL; ``decode`` must then be picklable, ``shared_memory`` says how decoded features come back, and
-    ``gc_freeze`` whether each child freezes its heap once its client is up (lifelong.heap).
+    ``gc_freeze`` whether each child freezes its heap once its client is up (lifelong.heap), ``reuse_memory``
+    whether it keeps its large fetch buffers for reuse (lifelong.stream.allocator).
     """
     from lifelong.stream.consumer import open_consumer
 
@@ -508,7 +509,8 @@ def open_stream(cfg: Any, *, prefetch: int = 0, workers: int = 1, decode: Decode
         from lifelong.stream.fetch_process import ProcessPrefetchingConsumer
 
         return ProcessPrefetchingConsumer(cfg, depth=prefetch, workers=workers, decode=decode,
-                                          shared_memory=shared_memory, gc_freeze=gc_freeze, **overrides)
+                                          shared_memory=shared_memory, gc_freeze=gc_freeze,
+                                          reuse_memory=reuse_memory, **overrides)
     if workers <= 1:
         factories: list[Factory] = [lambda: open_consumer(cfg, **overrides)]
     elif cfg.assign:
