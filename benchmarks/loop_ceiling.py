@@ -5,8 +5,10 @@ end with the benchmark's learner (MLP 784-256-256-10, reservoir replay 500: the 
 and (loop) the same daemon whose learner answers every event at once: it predicts the label and trains on
 nothing, while everything else (fetch processes, shared memory, position guard, pending records, metrics,
 drift detection, checkpoints and commits) runs as in (b). loop/a is how close the loop alone comes to the
-client; b/loop is what learning costs. Also prints the main process's CPU per event: the loop's figure is the
-budget a learner on a GPU shares with the loop (150,000 events/s leaves 6.7 us per event in all).
+client; b/loop is what learning costs. The loop runs a second time with ``daemon.reuse_fetch_memory: false``
+(lifelong.stream.allocator), whose gain shows where the fetch process, not the learner, sets the rate. Also
+prints the main process's CPU per event: the loop's figure is the budget a learner on a GPU shares with the loop
+(150,000 events/s leaves 6.7 us per event in all).
 
     python benchmarks/loop_ceiling.py [--records 100000] [--repeats 3] [--clients kafka-python,confluent]
                                       [--partitions 1] [--fetch-workers 1] [--device cpu]
@@ -77,35 +79,40 @@ def main() -> int:
         _feed(broker.bootstrap, topic, x, y, args.partitions, progress=False)
         for client in [c for c in args.clients.split(",") if c]:
             kafka = KafkaConfig(bootstrap_servers=[broker.bootstrap], topics=[topic], assign=True, client=client)
-            rates: dict[str, list[Rate]] = {"raw": [], "end_to_end": [], "loop": []}
+            rates: dict[str, list[Rate]] = {"raw": [], "end_to_end": [], "loop": [], "loop_no_reuse": []}
             for rep in range(args.repeats):  # interleaved: each ratio compares neighbours in time
                 rates["raw"].append(raw_rate(kafka.model_copy(update={"group_id": f"raw-{uuid.uuid4().hex[:8]}"}),
                                              args.records, x.shape[1], workers=1))
-                for name, kind in (("end_to_end", Daemon), ("loop", LoopOnlyDaemon)):
+                for name, kind, reuse in (("end_to_end", Daemon, True), ("loop", LoopOnlyDaemon, True),
+                                          ("loop_no_reuse", LoopOnlyDaemon, False)):
                     settings = daemon_settings(broker.bootstrap, topic, client=client, model="mlp",
-                                               replay="reservoir", features=x.shape[1], n=args.records, opts=opts,
+                                               replay="reservoir", features=x.shape[1], n=args.records,
+                                               opts=replace(opts, reuse_fetch_memory=reuse),
                                                checkpoint_dir=Path(tmp) / uuid.uuid4().hex)
                     with _torch_threads_restored():
                         rates[name].append(daemon_rate(settings, daemon_type=kind))
-                raw, end, loop = (rates[k][-1].per_s for k in ("raw", "end_to_end", "loop"))
-                print(f"{client} #{rep + 1}: raw {raw:,.0f}, end to end {end:,.0f}, loop alone {loop:,.0f} events/s",
-                      flush=True)
+                raw, end, loop, bare = (rates[k][-1].per_s for k in ("raw", "end_to_end", "loop", "loop_no_reuse"))
+                print(f"{client} #{rep + 1}: raw {raw:,.0f}, end to end {end:,.0f}, loop alone {loop:,.0f} "
+                      f"({bare:,.0f} without reuse_fetch_memory) events/s", flush=True)
             tags = {"client": client, "records": args.records, "partitions": args.partitions,
                     "fetch_workers": args.fetch_workers, "model": "mlp", "replay": "reservoir-500",
                     "device": args.device, "repeats": args.repeats}
             med = {k: statistics.median(r.per_s for r in v) for k, v in rates.items()}
-            pairs = list(zip(rates["raw"], rates["end_to_end"], rates["loop"], strict=True))
-            loop_over_raw = statistics.median(lp.per_s / a.per_s for a, _, lp in pairs)
-            end_over_loop = statistics.median(b.per_s / lp.per_s for _, b, lp in pairs)
+            pairs = list(zip(rates["raw"], rates["end_to_end"], rates["loop"], rates["loop_no_reuse"], strict=True))
+            loop_over_raw = statistics.median(lp.per_s / a.per_s for a, _, lp, _ in pairs)
+            bare_over_raw = statistics.median(nr.per_s / a.per_s for a, _, _, nr in pairs)
+            end_over_loop = statistics.median(b.per_s / lp.per_s for _, b, lp, _ in pairs)
             cpu = {k: statistics.median(r.cpu_us_per_event for r in rates[k]) for k in ("end_to_end", "loop")}
             print(f"{client}: raw {med['raw']:,.0f}, end to end {med['end_to_end']:,.0f}, loop alone "
-                  f"{med['loop']:,.0f} events/s; loop/raw {loop_over_raw:.3f}, end to end/loop {end_over_loop:.3f}; "
+                  f"{med['loop']:,.0f} events/s; loop/raw {loop_over_raw:.3f} ({bare_over_raw:.3f} without "
+                  f"reuse_fetch_memory), end to end/loop {end_over_loop:.3f}; "
                   f"main process {cpu['loop']:.2f} us CPU per event for the loop, {cpu['end_to_end']:.2f} with "
                   "the learner")
             for k, unit_name in (("raw", "raw_events_per_s"), ("end_to_end", "end_to_end_events_per_s"),
                                  ("loop", "loop_events_per_s")):
                 record("loop_ceiling", unit_name, med[k], "events/s", **tags)
             record("loop_ceiling", "loop_over_raw", loop_over_raw, "ratio", **tags)
+            record("loop_ceiling", "loop_over_raw", bare_over_raw, "ratio", **tags, reuse_fetch_memory=False)
             record("loop_ceiling", "end_to_end_over_loop", end_over_loop, "ratio", **tags)
             record("loop_ceiling", "loop_main_process_us_per_event", cpu["loop"], "us/event", **tags)
             record("loop_ceiling", "end_to_end_main_process_us_per_event", cpu["end_to_end"], "us/event", **tags)
