@@ -85,6 +85,8 @@ class Daemon:
         self._last_broker_error = -BROKER_ERROR_HOLD_S
         self._audit = None
         self._checkpoint_offsets: dict[TopicPartition, int] = {}
+        # partitions lost (evicted) -> the position this daemon's model had learned up to when they went
+        self._positions_when_lost: dict[TopicPartition, int] = {}
         from lifelong.stream.codecs import REASONS
 
         self.metrics = DaemonMetrics(settings.model.max_classes, settings.metrics.window, dead_letter_reasons=REASONS,
@@ -332,9 +334,10 @@ class Daemon:
         for event in self.consumer.drain_events():
             kind, partitions = event[0], set(event[1])
             if kind == "assigned":
-                # our position if we still hold one, else what our newest checkpoint learned up to; else the
-                # group's committed offset / auto_offset_reset apply (the client's own positioning)
-                known = {tp: self.positions.get(tp, self._checkpoint_offsets.get(tp)) for tp in partitions}
+                # our position if we still hold one, else where our model stood when the partition was lost
+                # (it learned those records, though no checkpoint holds them yet), else what our newest
+                # checkpoint learned up to; else the group's committed offset / auto_offset_reset apply
+                known = {tp: self._resume_offset(tp) for tp in partitions}
                 known = {tp: offset for tp, offset in known.items() if offset is not None}
                 self.positions.update(known)
                 if known:
@@ -346,7 +349,20 @@ class Daemon:
                 self._forget(partitions)
             elif kind == "lost":
                 log.warning("lost %s: dropping in-flight records", sorted(partitions))
+                self._positions_when_lost.update(self._learned_offsets(partitions))
                 self._forget(partitions)
+
+    def _learned_offsets(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """The next offset not yet learned per partition: pending rows were fetched but not learned."""
+        pending = self.pending.first_offsets()
+        return {tp: pending.get(tp, self.positions[tp]) for tp in partitions if tp in self.positions}
+
+    def _resume_offset(self, tp: TopicPartition) -> int | None:
+        when_lost = self._positions_when_lost.pop(tp, None)
+        if tp in self.positions:
+            return self.positions[tp]
+        candidates = [o for o in (when_lost, self._checkpoint_offsets.get(tp)) if o is not None]
+        return max(candidates) if candidates else None
 
     def _forget(self, partitions: set[TopicPartition]) -> None:
         self.pending.drop(partitions)
