@@ -62,6 +62,11 @@ class LoopOnlyDaemon(Daemon):
         self.learner.process = types.MethodType(_answer_at_once, self.learner)
 
 
+def median_ratio(over: list[Rate], under: list[Rate]) -> float:
+    """Median of the per-round ratios: each compares two runs that were neighbours in time."""
+    return statistics.median(a.per_s / b.per_s for a, b in zip(over, under, strict=True))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000, help="f32 MNIST records fed, and learned per run.")
@@ -98,19 +103,18 @@ def main() -> int:
                     "fetch_workers": args.fetch_workers, "model": "mlp", "replay": "reservoir-500",
                     "device": args.device, "repeats": args.repeats}
             med = {k: statistics.median(r.per_s for r in v) for k, v in rates.items()}
-            pairs = list(zip(rates["raw"], rates["end_to_end"], rates["loop"], rates["loop_no_reuse"], strict=True))
-            loop_over_raw = statistics.median(lp.per_s / a.per_s for a, _, lp, _ in pairs)
-            bare_over_raw = statistics.median(nr.per_s / a.per_s for a, _, _, nr in pairs)
-            end_over_loop = statistics.median(b.per_s / lp.per_s for _, b, lp, _ in pairs)
+            loop_over_raw = median_ratio(rates["loop"], rates["raw"])
+            bare_over_raw = median_ratio(rates["loop_no_reuse"], rates["raw"])
+            end_over_loop = median_ratio(rates["end_to_end"], rates["loop"])
             cpu = {k: statistics.median(r.cpu_us_per_event for r in rates[k]) for k in ("end_to_end", "loop")}
             print(f"{client}: raw {med['raw']:,.0f}, end to end {med['end_to_end']:,.0f}, loop alone "
                   f"{med['loop']:,.0f} events/s; loop/raw {loop_over_raw:.3f} ({bare_over_raw:.3f} without "
                   f"reuse_fetch_memory), end to end/loop {end_over_loop:.3f}; "
                   f"main process {cpu['loop']:.2f} us CPU per event for the loop, {cpu['end_to_end']:.2f} with "
                   "the learner")
-            for k, unit_name in (("raw", "raw_events_per_s"), ("end_to_end", "end_to_end_events_per_s"),
-                                 ("loop", "loop_events_per_s")):
-                record("loop_ceiling", unit_name, med[k], "events/s", **tags)
+            for k, metric in (("raw", "raw_events_per_s"), ("end_to_end", "end_to_end_events_per_s"),
+                              ("loop", "loop_events_per_s")):
+                record("loop_ceiling", metric, med[k], "events/s", **tags)
             record("loop_ceiling", "loop_over_raw", loop_over_raw, "ratio", **tags)
             record("loop_ceiling", "loop_over_raw", bare_over_raw, "ratio", **tags, reuse_fetch_memory=False)
             record("loop_ceiling", "end_to_end_over_loop", end_over_loop, "ratio", **tags)

@@ -5,8 +5,8 @@
 #   call 2, carry [".wheelhouse/b"]:  bash scripts/device-bench.sh run         (the rest, then the benchmark)
 # The machine keeps ignored outputs between calls while it stays warm (call 2 right after call 1). `run` then
 # benchmarks confluent-kafka and kafka-python with one fetch process, confluent-kafka with WORKERS (one per
-# partition group), device cuda (then again with micro-batches of 1024, and benchmarks/loop_ceiling.py), and copies the figures
-# (benchmarks/results.jsonl, RESULTS.md, JSON) to $OUT after each step. Rehearsed on a CPU
+# partition group), device cuda, then again with micro-batches of 1024, then benchmarks/loop_ceiling.py, and
+# copies the figures (benchmarks/results.jsonl, RESULTS.md, JSON) to $OUT after each step. Rehearsed on a CPU
 # machine with DEVICE=cpu and wheels for its Python (PYTHON_VERSION=3.11 scripts/device-wheelhouse.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."

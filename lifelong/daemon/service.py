@@ -349,13 +349,14 @@ class Daemon:
                 self._forget(partitions)
             elif kind == "lost":
                 log.warning("lost %s: dropping in-flight records", sorted(partitions))
-                self._positions_when_lost.update(self._learned_offsets(partitions))
+                self._positions_when_lost.update(
+                    {tp: offset for tp, offset in self._learned_offsets().items() if tp in partitions})
                 self._forget(partitions)
 
-    def _learned_offsets(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
-        """The next offset not yet learned per partition: pending rows were fetched but not learned."""
-        pending = self.pending.first_offsets()
-        return {tp: pending.get(tp, self.positions[tp]) for tp in partitions if tp in self.positions}
+    def _learned_offsets(self) -> dict[TopicPartition, int]:
+        """The next offset not yet learned per partition (what a checkpoint covers): pending rows were fetched
+        but not learned."""
+        return {**self.positions, **self.pending.first_offsets()}
 
     def _resume_offset(self, tp: TopicPartition) -> int | None:
         when_lost = self._positions_when_lost.pop(tp, None)
@@ -523,7 +524,7 @@ class Daemon:
             self._broker_error("dead-letter flush", exc)
             log.error("dead-letter topic not confirmed (%s): checkpoint and commit postponed", exc)
             return False
-        offsets = {**self.positions, **self.pending.first_offsets()}
+        offsets = self._learned_offsets()
         state = {
             "learner": self.learner.state_dict(),
             "metrics": self.metrics.state_dict(),
