@@ -210,11 +210,16 @@ class ConfluentStreamConsumer:
         return self._positions.get(partition)
 
     def lag(self) -> dict[TP, int]:
+        """High-water mark minus position; the client's position where it is ahead of the last message
+        returned (librdkafka steps over transaction markers, as kafka-python does: see StreamConsumer.lag)."""
         out: dict[TP, int] = {}
         for tp in sorted(self._assigned):
             pos = self._positions.get(tp)
             if pos is None:
                 continue
+            with contextlib.suppress(KafkaException):
+                ahead = self._consumer.position([TopicPartition(*tp)])[0].offset
+                pos = max(pos, ahead) if ahead >= 0 else pos
             with contextlib.suppress(KafkaException):
                 _low, high = self._consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
                 if high >= 0:

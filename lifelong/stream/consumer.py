@@ -10,8 +10,9 @@ Design points (DESIGN.md has the measurements):
   join every time. Until the member is stable, ``poll`` therefore waits at least ``session_timeout_ms``.
 - ``cfg.assign``: a single instance takes every partition of its topics with ``assign()`` and still commits
   under ``group_id`` (no join delay, no rebalances).
-- ``lag()`` is the standard high-water mark minus position. On Tansu the high-water mark is wrong (last
-  batch's base offset + 1), so the figure is only indicative there; on Kafka it is exact.
+- ``lag()`` is the standard high-water mark minus position (the client's, which counts the transaction markers
+  it steps over). On Tansu the high-water mark is wrong (last batch's base offset + 1), so the figure is only
+  indicative there; on Kafka it is exact.
 """
 
 from __future__ import annotations
@@ -229,7 +230,11 @@ class StreamConsumer:
         return None
 
     def lag(self) -> dict[TP, int]:
-        """High-water mark minus position, per assigned partition with both known (indicative on Tansu)."""
+        """High-water mark minus position, per assigned partition with both known (indicative on Tansu).
+
+        The position is the client's where it is ahead of the last record returned: kafka-python steps over a
+        transaction's commit marker without returning it, so the last record's offset + 1 would leave a
+        caught-up partition of a transactional topic at a lag of 1 for ever."""
         out: dict[TP, int] = {}
         for tp in self._consumer.assignment():
             key = (tp.topic, tp.partition)
@@ -240,6 +245,8 @@ class StreamConsumer:
             pos = self._positions.get(key)
             if high is None or pos is None:
                 continue
+            with contextlib.suppress(Exception):  # known already: no request, no wait (timeout 0)
+                pos = max(pos, int(self._consumer.position(tp, timeout_ms=0) or 0))
             out[key] = max(0, int(high) - int(pos))
         return out
 

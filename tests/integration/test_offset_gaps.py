@@ -5,6 +5,7 @@ record once, in order, commit past the gaps, and resume across one, with every f
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from lifelong.daemon.service import Daemon
 from lifelong.stream.broker import EmbeddedBroker
 from lifelong.stream.codecs import get_codec
 from lifelong.stream.consumer import open_consumer
+from lifelong.stream.prefetch import open_stream
 
 pytestmark = pytest.mark.integration
 
@@ -101,3 +103,31 @@ def test_transaction_markers_are_stepped_over_and_resume_across_one(
         assert probe.committed([tp])[tp] == offsets[-1] + 1
     finally:
         probe.close()
+
+
+@pytest.mark.parametrize(("client", "process"), [("kafka-python", False), ("confluent", False),
+                                                 ("kafka-python", True)])
+def test_lag_is_zero_once_caught_up_past_the_last_marker(
+    client: str, process: bool, shared_broker: EmbeddedBroker, make_topic: Callable[..., str], tmp_path: Path,
+) -> None:
+    """The last offset of a transactional partition is its commit marker, which no client returns: the lag
+    must still read 0 once every record is consumed (it read 1 for ever when it counted from the last record)."""
+    topic = make_topic(1)
+    tp = (topic, 0)
+    offsets = feed_in_transactions(shared_broker.bootstrap, topic, range(2))
+    cfg = settings(shared_broker.bootstrap, topic, tmp_path, client, "thread", 0, N).kafka
+    consumer = open_stream(cfg, prefetch=2 if process else 0, process=process)
+    try:
+        seen, deadline = 0, time.monotonic() + 60
+        while seen < len(offsets) and time.monotonic() < deadline:
+            seen += len(consumer.poll(500))  # records, or a fetch process's Prefetched (its coordinates)
+        assert seen == len(offsets)
+        lag: dict = {}
+        while time.monotonic() < deadline:  # the marker's fetch may come a poll after the last record
+            consumer.poll(200)
+            lag = consumer.lag()
+            if lag.get(tp) == 0:
+                break
+        assert lag == {tp: 0}, f"lag {lag} after every record up to offset {offsets[-1]} was consumed"
+    finally:
+        consumer.close()
