@@ -8,7 +8,9 @@ drift detection, checkpoints and commits) runs as in (b). loop/a is how close th
 client; b/loop is what learning costs. The loop runs a second time with ``daemon.reuse_fetch_memory: false``
 (lifelong.stream.allocator), whose gain shows where the fetch process, not the learner, sets the rate. Also
 prints the main process's CPU per event: the loop's figure is the budget a learner on a GPU shares with the loop
-(150,000 events/s leaves 6.7 us per event in all).
+(150,000 events/s leaves 6.7 us per event in all), and the CPU per event of each process that works for it (the
+fetch processes and the broker too, lifelong.bench.process_cpu): their sum over the machine's cores is the most
+events per second the cores could carry, however the work were shared out.
 
     python benchmarks/loop_ceiling.py [--records 100000] [--repeats 3] [--clients kafka-python,confluent]
                                       [--partitions 1] [--fetch-workers 1] [--device cpu]
@@ -17,6 +19,7 @@ prints the main process's CPU per event: the loop's figure is the budget a learn
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -106,12 +109,28 @@ def main() -> int:
             loop_over_raw = median_ratio(rates["loop"], rates["raw"])
             bare_over_raw = median_ratio(rates["loop_no_reuse"], rates["raw"])
             end_over_loop = median_ratio(rates["end_to_end"], rates["loop"])
-            cpu = {k: statistics.median(r.cpu_us_per_event for r in rates[k]) for k in ("end_to_end", "loop")}
+            cpu = {k: statistics.median(r.cpu_us_per_event for r in rates[k]) for k in ("raw", "end_to_end", "loop")}
+            helpers = {k: {role: statistics.median(r.helper_us_per_event.get(role, float("nan")) for r in rates[k])
+                           for role in ("fetch", "broker")} for k in ("raw", "end_to_end", "loop")}
             print(f"{client}: raw {med['raw']:,.0f}, end to end {med['end_to_end']:,.0f}, loop alone "
                   f"{med['loop']:,.0f} events/s; loop/raw {loop_over_raw:.3f} ({bare_over_raw:.3f} without "
                   f"reuse_fetch_memory), end to end/loop {end_over_loop:.3f}; "
                   f"main process {cpu['loop']:.2f} us CPU per event for the loop, {cpu['end_to_end']:.2f} with "
                   "the learner")
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            for k in ("raw", "end_to_end", "loop"):
+                total = cpu[k] + helpers[k]["fetch"] + helpers[k]["broker"]
+                print(f"{client} {k}: CPU per event {total:.1f} us = main process {cpu[k]:.1f} + fetch processes "
+                      f"{helpers[k]['fetch']:.1f} + broker {helpers[k]['broker']:.1f}; {cores} cores carry at most "
+                      f"{cores / total * 1e6:,.0f} events/s of that (measured {med[k]:,.0f})")
+                record("loop_ceiling", f"{k}_cpu_us_per_event", total, "us/event", **tags, main=cpu[k],
+                       fetch=helpers[k]["fetch"], broker=helpers[k]["broker"])
+                record("loop_ceiling", f"{k}_cpu_bound_events_per_s", cores / total * 1e6, "events/s", **tags,
+                       cores=cores)
+            bound = cores / (cpu["end_to_end"] + helpers["end_to_end"]["fetch"] + helpers["end_to_end"]["broker"]) * 1e6
+            print(f"{client}: with the CPU it needs per event, end to end could reach at most {bound / med['raw']:.3f} "
+                  f"of the raw rate on these {cores} cores, were the work shared out perfectly")
+            record("loop_ceiling", "end_to_end_cpu_bound_over_raw", bound / med["raw"], "ratio", **tags, cores=cores)
             for k, metric in (("raw", "raw_events_per_s"), ("end_to_end", "end_to_end_events_per_s"),
                               ("loop", "loop_events_per_s")):
                 record("loop_ceiling", metric, med[k], "events/s", **tags)

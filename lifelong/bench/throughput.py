@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from lifelong.bench import process_cpu
 from lifelong.bench.results import record
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,9 @@ class Rate:
     prefix_accuracy: float | None = None
     prefix_events: int | None = None
     marks: list[tuple[float, float, int]] = field(default_factory=list, repr=False)  # (wall, cpu, events)
+    #: CPU microseconds per event of the processes this one started, by role (fetch, broker, other):
+    #: lifelong.bench.process_cpu, over the measured span; empty where /proc is not there
+    helper_us_per_event: dict[str, float] = field(default_factory=dict)
 
     @property
     def per_s(self) -> float:
@@ -129,21 +133,38 @@ class Rate:
 
 
 class _Marks:
-    """(wall time, process CPU time, cumulative events) after each batch; the rate leaves out the first batch."""
+    """(wall time, process CPU time, cumulative events) after each batch; the rate leaves out the first batch.
+    The CPU of the processes started from here (fetch processes, broker) is sampled at the first batch and then
+    at most every ``HELPER_SAMPLE_S`` (reading /proc per batch would cost the loop it measures)."""
+
+    HELPER_SAMPLE_S = 0.1
 
     def __init__(self) -> None:
         self.marks: list[tuple[float, float, int]] = []
         self.total = 0
+        self._helpers: list[tuple[int, dict[int, tuple[str, float]]]] = []  # (events, sample): first, latest
+        self._helper_at = 0.0
 
     def add(self, n: int) -> None:
         self.total += n
-        self.marks.append((time.perf_counter(), time.process_time(), self.total))
+        now = time.perf_counter()
+        self.marks.append((now, time.process_time(), self.total))
+        if not self._helpers or now - self._helper_at >= self.HELPER_SAMPLE_S:
+            taken = (self.total, process_cpu.sample())
+            self._helpers = [self._helpers[0], taken] if self._helpers else [taken]
+            self._helper_at = now
 
     def rate(self) -> Rate:
         if len(self.marks) < 2:
             return Rate(self.total, 0.0, marks=self.marks)
         (t0, _, n0), (t1, _, n1) = self.marks[0], self.marks[-1]
-        return Rate(n1 - n0, t1 - t0, marks=self.marks)
+        return Rate(n1 - n0, t1 - t0, marks=self.marks, helper_us_per_event=self._helper_cost())
+
+    def _helper_cost(self) -> dict[str, float]:
+        if len(self._helpers) < 2 or self._helpers[1][0] == self._helpers[0][0]:
+            return {}
+        (e0, first), (e1, latest) = self._helpers[0], self._helpers[-1]
+        return {role: seconds / (e1 - e0) * 1e6 for role, seconds in process_cpu.cpu_by_role(first, latest).items()}
 
 
 # ---- data ------------------------------------------------------------------------------------------------------

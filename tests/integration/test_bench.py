@@ -13,6 +13,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import lifelong.bench.throughput as throughput
+from lifelong.bench import process_cpu
 from lifelong.bench.throughput import Options, _feed, daemon_rate, daemon_settings, mnist_arrays
 from lifelong.cli import app
 from lifelong.stream.broker import EmbeddedBroker
@@ -47,10 +49,11 @@ def _loop_ceiling() -> object:
 
 
 def test_loop_only_daemon_runs_every_event_and_trains_nothing(
-    shared_broker: EmbeddedBroker, make_topic: Callable[..., str],
+    shared_broker: EmbeddedBroker, make_topic: Callable[..., str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(throughput._Marks, "HELPER_SAMPLE_S", 0.0)  # a short run: sample at every batch
     loop_ceiling = _loop_ceiling()
-    n = 2_000
+    n = 12_000  # long enough for the fetch process and the broker to run up CPU ticks (10 ms each)
     x, y = mnist_arrays(n)
     topic = make_topic(1)
     _feed(shared_broker.bootstrap, topic, x, y, 1, progress=False)
@@ -73,3 +76,24 @@ def test_loop_only_daemon_runs_every_event_and_trains_nothing(
     after = list(daemon.learner.model.parameters())
     assert all(torch.equal(a, b) for a, b in zip(weights, after, strict=True))  # nothing was learned
     assert rate.cpu_us_per_event > 0
+    # the fetch process and the broker were sampled while it ran: both worked for these events
+    assert rate.helper_us_per_event["fetch"] > 0 and rate.helper_us_per_event["broker"] > 0, rate.helper_us_per_event
+
+
+def test_the_broker_and_a_spawn_child_are_told_apart(shared_broker: EmbeddedBroker) -> None:
+    """process_cpu's roles: the Tansu binary is the broker, a multiprocessing spawn child a fetch process."""
+    import multiprocessing as mp
+    import time
+
+    sleeper = mp.get_context("spawn").Process(target=time.sleep, args=(30,), daemon=True)
+    sleeper.start()
+    try:
+        deadline = time.monotonic() + 30
+        while process_cpu.role_of(sleeper.pid) != "fetch" and time.monotonic() < deadline:
+            time.sleep(0.05)  # between fork and exec the child still shows this process's command line
+        roles = {pid: role for pid, (role, _) in process_cpu.sample().items()}
+        assert roles.get(shared_broker.pid) == "broker"
+        assert roles.get(sleeper.pid) == "fetch"
+    finally:
+        sleeper.kill()
+        sleeper.join()
