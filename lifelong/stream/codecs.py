@@ -261,7 +261,8 @@ class ImageCodec(Codec):
 
 
 class _F32Fast:
-    """The header of the first valid f32 record of a poll; records with the same header skip the parser."""
+    """The layout of the first valid f32 record of a poll: records of the same layout skip the parser, and their
+    labels and features are read for all of them at once (:meth:`table`)."""
 
     __slots__ = ("head", "length", "shape_bytes", "start")
 
@@ -276,6 +277,23 @@ class _F32Fast:
         self.head = value[:4]
         self.shape_bytes = value[8:self.start]
         self.length = len(value)
+
+    def matches(self, value: object) -> bool:
+        """Same magic, version, ndim, shape and size as the learned record (the label may differ)."""
+        return (isinstance(value, bytes) and len(value) == self.length and value.startswith(self.head)  # type: ignore[arg-type]
+                and value.startswith(self.shape_bytes, 8))
+
+    def table(self, values: list[bytes], shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, features) of records that all match: one join, then two column slices of the byte table."""
+        table = np.frombuffer(b"".join(values), dtype=np.uint8).reshape(len(values), self.length)
+        labels = table[:, 4:8].copy().view("<i4").ravel().astype(np.int64)
+        x = np.ascontiguousarray(table[:, self.start:]).view("<f4").reshape(len(values), *shape)
+        return labels, x.astype(np.float32, copy=False)
+
+    def row(self, value: bytes, shape: tuple[int, ...]) -> tuple[int, np.ndarray]:
+        """(label, features) of one matching record."""
+        return (int.from_bytes(value[4:8], "little", signed=True),
+                np.frombuffer(value, dtype="<f4", offset=self.start).reshape(shape))
 
 
 _CODECS: dict[str, type[Codec]] = {"f32": F32Codec, "json": JsonCodec, "image": ImageCodec}
@@ -322,31 +340,26 @@ def decode_records(
     flatten = feature_shape is None and num_features is not None
     expected_size = math.prod(target) if target is not None else None
 
-    rows: list[np.ndarray | memoryview] = []
+    rows: list[np.ndarray | bytes] = []  # parsed features, or (f32) a raw value of the learned layout
     labels: list[int] = []
     good: list[RawRecord] = []
     bad: list[BadRecord] = []
     next_offsets: dict[tuple[str, int], int] = {}
     parse = codec.parse
     fast = _F32Fast() if isinstance(codec, F32Codec) else None
+    all_raw = fast is not None  # every good row is a raw value of one layout: read them as one table
 
     for record in records:
         key = (record.topic, record.partition)
         if next_offsets.get(key, -1) <= record.offset:
             next_offsets[key] = record.offset + 1
-        if fast is not None and fast.head is not None:
-            # The throughput path: same header as a record already validated, so only the label is left.
-            value = record.value
-            if (value is not None and len(value) == fast.length and value[:4] == fast.head
-                    and value[8:fast.start] == fast.shape_bytes):
-                y = int.from_bytes(value[4:8], "little", signed=True)
-                if y < 0 or (max_classes is not None and y >= max_classes):
-                    bad.append(BadRecord(record, "label_out_of_range"))
-                    continue
-                rows.append(memoryview(value)[fast.start:])
-                labels.append(y)
-                good.append(record)
-                continue
+        if fast is not None and fast.head is not None and fast.matches(record.value):
+            # The throughput path: the layout of a record already validated; its label is range-checked and its
+            # features checked for finiteness with the others', below.
+            rows.append(record.value)  # type: ignore[arg-type]
+            labels.append(0)
+            good.append(record)
+            continue
         try:
             x, y = parse(record)
             if target is None:
@@ -365,31 +378,40 @@ def decode_records(
             continue
         if fast is not None and fast.head is None:
             fast.learn(record.value)  # type: ignore[arg-type]
-        rows.append(x)
+        if fast is not None and fast.matches(record.value):
+            rows.append(record.value)  # type: ignore[arg-type]  # the layout it taught: read like the rest
+        else:
+            rows.append(x)
+            all_raw = False
         labels.append(y)
         good.append(record)
 
     shape = target if target is not None else (0,)
     if rows:
-        if fast is not None:  # one copy of all payloads into a writable buffer
-            buf = bytearray().join(r if isinstance(r, memoryview) else r.tobytes() for r in rows)
-            x_all = np.frombuffer(buf, dtype="<f4").reshape(len(rows), *shape).astype(np.float32, copy=False)
+        if fast is not None and all_raw:
+            y_all, x_all = fast.table(rows, shape)  # type: ignore[arg-type]
         else:
-            x_all = np.stack(rows).astype(np.float32, copy=False)
+            read = [fast.row(r, shape) if isinstance(r, bytes) and fast is not None else (labels[i], r)
+                    for i, r in enumerate(rows)]
+            y_all = np.asarray([label for label, _ in read], dtype=np.int64)
+            x_all = np.stack([x for _, x in read]).astype(np.float32, copy=False)
+        in_range = y_all >= 0 if max_classes is None else (y_all >= 0) & (y_all < max_classes)
         finite = np.isfinite(x_all.reshape(len(rows), -1)).all(axis=1)
-        if not finite.all():  # non-finite rows join the bad ones
-            bad.extend(BadRecord(good[i], "non_finite") for i in np.flatnonzero(~finite).tolist())
-            keep = np.flatnonzero(finite)
-            x_all = x_all[keep]
-            labels = [labels[i] for i in keep.tolist()]
-            good = [good[i] for i in keep.tolist()]
+        keep = in_range & finite
+        if not keep.all():  # out-of-range labels and non-finite rows join the bad ones
+            bad.extend(BadRecord(good[i], "label_out_of_range") for i in np.flatnonzero(~in_range).tolist())
+            bad.extend(BadRecord(good[i], "non_finite") for i in np.flatnonzero(in_range & ~finite).tolist())
+            kept = np.flatnonzero(keep)
+            x_all, y_all = x_all[kept], y_all[kept]
+            good = [good[i] for i in kept.tolist()]
     else:
         x_all = np.empty((0, *shape), dtype=np.float32)
+        y_all = np.empty(0, dtype=np.int64)
 
     bad.sort(key=lambda b: (b.record.topic, b.record.partition, b.record.offset))  # per-partition order
     return DecodedBatch(
         x=x_all,
-        y=np.asarray(labels, dtype=np.int64),
+        y=y_all,
         topics=[r.topic for r in good],
         partitions=np.fromiter((r.partition for r in good), dtype=np.int32, count=len(good)),
         offsets=np.fromiter((r.offset for r in good), dtype=np.int64, count=len(good)),

@@ -255,3 +255,38 @@ def test_stream_layer_does_not_import_torch() -> None:
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_poll_decodes_as_its_records_one_by_one() -> None:
+    """The f32 throughput path (records of the first record's layout read as one byte table) against each record
+    decoded on its own (always the parser): mixed layouts, labels out of range, non-finite rows, bytearray
+    values, junk, and interleaved partitions give the same rows, labels, order and reasons."""
+    codec = get_codec("f32")
+    rng = np.random.default_rng(3)
+    records = []
+    for i in range(400):
+        kind = rng.integers(8)
+        x = rng.normal(size=6).astype(np.float32)
+        label = int(rng.integers(0, 5))
+        if kind == 0:
+            label = int(rng.choice([-1, 5, 99]))  # out of range
+        elif kind == 1:
+            x[int(rng.integers(6))] = rng.choice([np.nan, np.inf])
+        value = codec.encode(x.reshape(2, 3) if kind == 2 else x, label)[0]  # another shape, same count
+        if kind == 3:
+            value = bytearray(value)
+        elif kind == 4:
+            value = value[:-3]  # truncated
+        records.append(RawRecord("t", int(rng.integers(3)), i, None, value))
+    batch = decode_records(records, codec, num_features=6, max_classes=5)
+    alone = [decode_records([r], codec, num_features=6, max_classes=5) for r in records]
+    good = [(r, b) for r, b in zip(records, alone, strict=True) if len(b)]
+    assert batch.offsets.tolist() == [r.offset for r, _ in good]
+    np.testing.assert_array_equal(batch.x, np.concatenate([b.x for _, b in good]))
+    assert batch.y.tolist() == [int(b.y[0]) for _, b in good]
+    assert batch.partitions.tolist() == [r.partition for r, _ in good]
+    expected_bad = sorted(((b.bad[0].record.partition, b.bad[0].record.offset, b.bad[0].reason) for b in alone
+                           if b.bad), key=lambda t: (t[0], t[1]))
+    assert [(b.record.partition, b.record.offset, b.reason) for b in batch.bad] == expected_bad
+    assert {"label_out_of_range", "non_finite", "truncated"} <= {reason for *_, reason in expected_bad}
+    assert batch.x.flags.writeable and batch.x.flags.c_contiguous

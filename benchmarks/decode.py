@@ -1,0 +1,78 @@
+"""What decoding one poll costs per record, without a broker: ``decode_records`` against the codec's own parser.
+
+The fetch processes decode every record (lifelong.stream.codecs), so this cost is paid once per event beside the
+client's own. For ``f32`` a poll's records of one layout are read as one byte table (labels and features as two
+column slices); the baseline parses and validates each record on its own (``codec.decode``) and stacks the rows,
+the obvious loop. Both validate the same things and give the same arrays (tests/unit/test_codecs.py). Median of
+``--repeats`` timings of a poll of ``--records`` MNIST rows (784 float32 features).
+
+    python benchmarks/decode.py [--records 1800] [--repeats 7] [--codecs f32,json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lifelong.bench.results import record  # noqa: E402
+from lifelong.bench.throughput import mnist_arrays  # noqa: E402
+from lifelong.stream.codecs import decode_records, get_codec  # noqa: E402
+from lifelong.stream.records import RawRecord  # noqa: E402
+
+
+def one_by_one(records: list[RawRecord], codec, max_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The baseline: parse and validate each record, then stack (no bad record here to set aside)."""
+    rows, labels = [], []
+    for r in records:
+        x, y = codec.decode(r)
+        if not 0 <= y < max_classes:
+            raise ValueError("label out of range")
+        rows.append(x)
+        labels.append(y)
+    return np.stack(rows), np.asarray(labels, dtype=np.int64)
+
+
+def timed_us(fn, records: int, repeats: int) -> float:
+    """Median microseconds per record over ``repeats`` calls (after two warm-up calls)."""
+    fn(), fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) / records * 1e6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1800, help="Records in one poll (1,800: one 5.7 MB fetch).")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--codecs", default="f32,json")
+    args = parser.parse_args()
+    x, y = mnist_arrays(args.records)
+    for name in args.codecs.split(","):
+        codec = get_codec(name)
+        records = [RawRecord("t", 0, i, None, codec.encode(x[i], int(y[i]))[0]) for i in range(args.records)]
+        batch = decode_records(records, codec, num_features=x.shape[1], max_classes=10)
+        reference = one_by_one(records, codec, 10)
+        assert np.array_equal(batch.x, reference[0]) and np.array_equal(batch.y, reference[1])
+        ours = timed_us(lambda records=records, codec=codec: decode_records(
+            records, codec, num_features=x.shape[1], max_classes=10), args.records, args.repeats)
+        base = timed_us(lambda records=records, codec=codec: one_by_one(records, codec, 10), args.records,
+                        args.repeats)
+        print(f"{name}: decode_records {ours:.2f} us per record, one by one {base:.2f}: {base / ours:.2f}x")
+        tags = {"codec": name, "records": args.records, "features": x.shape[1], "repeats": args.repeats}
+        record("decode", "decode_records_us_per_record", ours, "us/record", **tags)
+        record("decode", "one_by_one_us_per_record", base, "us/record", **tags)
+        record("decode", "speedup_over_one_by_one", base / ours, "ratio", **tags)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
