@@ -123,7 +123,7 @@ class Codec:
 
 
 class F32Codec(Codec):
-    """Versioned header + raw float32: ~1 us per record to decode, the throughput path."""
+    """Versioned header + raw float32, the throughput path: ~1 us per 784-feature record in decode_records."""
 
     name = "f32"
     MAGIC: ClassVar[bytes] = b"LF"
