@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 TopicPartition = tuple[str, int]
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
-    """One record as fetched from Kafka, before any decoding."""
+class RawRecord(NamedTuple):
+    """One record as fetched from Kafka, before any decoding.
+
+    A named tuple, not a frozen dataclass: the fetch path makes one per Kafka record, and a frozen dataclass's
+    ``__init__`` (``object.__setattr__`` per field) cost 0.85 us a record against 0.39 (immutable and hashable
+    all the same)."""
 
     topic: str
     partition: int
