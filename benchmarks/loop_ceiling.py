@@ -118,16 +118,17 @@ def main() -> int:
                   f"main process {cpu['loop']:.2f} us CPU per event for the loop, {cpu['end_to_end']:.2f} with "
                   "the learner")
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            bounds = {}  # the most events/s the cores could carry at each one's CPU per event
             for k in ("raw", "end_to_end", "loop"):
                 total = cpu[k] + helpers[k]["fetch"] + helpers[k]["broker"]
+                bounds[k] = cores / total * 1e6
                 print(f"{client} {k}: CPU per event {total:.1f} us = main process {cpu[k]:.1f} + fetch processes "
                       f"{helpers[k]['fetch']:.1f} + broker {helpers[k]['broker']:.1f}; {cores} cores carry at most "
-                      f"{cores / total * 1e6:,.0f} events/s of that (measured {med[k]:,.0f})")
+                      f"{bounds[k]:,.0f} events/s of that (measured {med[k]:,.0f})")
                 record("loop_ceiling", f"{k}_cpu_us_per_event", total, "us/event", **tags, main=cpu[k],
                        fetch=helpers[k]["fetch"], broker=helpers[k]["broker"])
-                record("loop_ceiling", f"{k}_cpu_bound_events_per_s", cores / total * 1e6, "events/s", **tags,
-                       cores=cores)
-            bound = cores / (cpu["end_to_end"] + helpers["end_to_end"]["fetch"] + helpers["end_to_end"]["broker"]) * 1e6
+                record("loop_ceiling", f"{k}_cpu_bound_events_per_s", bounds[k], "events/s", **tags, cores=cores)
+            bound = bounds["end_to_end"]
             print(f"{client}: with the CPU it needs per event, end to end could reach at most {bound / med['raw']:.3f} "
                   f"of the raw rate on these {cores} cores, were the work shared out perfectly")
             record("loop_ceiling", "end_to_end_cpu_bound_over_raw", bound / med["raw"], "ratio", **tags, cores=cores)

@@ -161,9 +161,11 @@ class _Marks:
         return Rate(n1 - n0, t1 - t0, marks=self.marks, helper_us_per_event=self._helper_cost())
 
     def _helper_cost(self) -> dict[str, float]:
-        if len(self._helpers) < 2 or self._helpers[1][0] == self._helpers[0][0]:
+        if len(self._helpers) < 2:
             return {}
-        (e0, first), (e1, latest) = self._helpers[0], self._helpers[-1]
+        (e0, first), (e1, latest) = self._helpers
+        if e1 == e0:
+            return {}
         return {role: seconds / (e1 - e0) * 1e6 for role, seconds in process_cpu.cpu_by_role(first, latest).items()}
 
 

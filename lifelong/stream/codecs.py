@@ -376,9 +376,10 @@ def decode_records(
         except DecodeError as exc:
             bad.append(BadRecord(record, exc.reason))
             continue
-        if fast is not None and fast.head is None:
-            fast.learn(record.value)  # type: ignore[arg-type]
-        if fast is not None and fast.matches(record.value):
+        teaches = fast is not None and fast.head is None  # the poll's first good f32 record sets the layout
+        if teaches:
+            fast.learn(record.value)  # type: ignore[arg-type, union-attr]
+        if teaches and fast.matches(record.value):  # type: ignore[union-attr]
             rows.append(record.value)  # type: ignore[arg-type]  # the layout it taught: read like the rest
         else:
             rows.append(x)

@@ -14,8 +14,8 @@ class RawRecord(NamedTuple):
     """One record as fetched from Kafka, before any decoding.
 
     A named tuple, not a frozen dataclass: the fetch path makes one per Kafka record, and a frozen dataclass's
-    ``__init__`` (``object.__setattr__`` per field) cost 0.85 us a record against 0.39 (immutable and hashable
-    all the same)."""
+    ``__init__`` (``object.__setattr__`` per field) cost 0.68 us a record against 0.29 (1,800 records from
+    kafka-python's; immutable and hashable all the same)."""
 
     topic: str
     partition: int
