@@ -14,29 +14,20 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lifelong.bench.results import record  # noqa: E402
-from lifelong.bench.throughput import Options, learner_alone, mnist_arrays  # noqa: E402
+from lifelong.bench.throughput import (  # noqa: E402
+    LEARNER_WARMUP_BATCHES,
+    Options,
+    learner_alone,
+    learner_cost,
+    mnist_arrays,
+)
 from lifelong.learner import cpu_bf16_flags  # noqa: E402
-
-WARMUP_BATCHES = 10
-
-
-def one_run(x, y, mode: str, micro_batch: int) -> tuple[float, float]:
-    """(thread CPU microseconds per event after the warm-up, prequential accuracy over every event)."""
-    learner = learner_alone(x.shape[1], len(y), autocast=mode)
-    correct, start = 0, 0.0
-    for batch, i in enumerate(range(0, len(y), micro_batch)):
-        if batch == WARMUP_BATCHES:
-            start = time.thread_time()
-        correct += int(learner.process(x[i : i + micro_batch], y[i : i + micro_batch]).correct.sum())
-    timed = len(y) - WARMUP_BATCHES * micro_batch
-    return (time.thread_time() - start) / timed * 1e6, correct / len(y)
 
 
 def main() -> int:
@@ -46,16 +37,16 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     micro_batch = Options().micro_batch or 256
-    if args.events <= 2 * WARMUP_BATCHES * micro_batch:
-        parser.error(f"--events must exceed {2 * WARMUP_BATCHES * micro_batch}: {WARMUP_BATCHES} micro-batches of "
-                     f"{micro_batch} warm up untimed, and at least as many more are timed")
+    if args.events <= 2 * LEARNER_WARMUP_BATCHES * micro_batch:
+        parser.error(f"--events must exceed {2 * LEARNER_WARMUP_BATCHES * micro_batch}: {LEARNER_WARMUP_BATCHES} "
+                     f"micro-batches of {micro_batch} warm up untimed, and at least as many more are timed")
     x, y = mnist_arrays(args.events)
     cost: dict[str, list[float]] = {"off": [], "bf16": []}
     accuracy: dict[str, float] = {}
     ratios = []
     for round_ in range(args.repeats):
         for mode in cost:
-            us, accuracy[mode] = one_run(x, y, mode, micro_batch)
+            us, accuracy[mode] = learner_cost(learner_alone(x.shape[1], len(y), autocast=mode), x, y, micro_batch)
             cost[mode].append(us)
         ratios.append(cost["off"][-1] / cost["bf16"][-1])
         print(f"round {round_ + 1}: float32 {cost['off'][-1]:.1f} us/event, bf16 {cost['bf16'][-1]:.1f} us/event,"

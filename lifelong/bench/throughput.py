@@ -251,19 +251,39 @@ def daemon_settings(bootstrap: str, topic: str, *, client: str, model: str, repl
     )
 
 
-def learner_alone(features: int, events: int, **daemon: Any) -> Any:
+def learner_alone(features: int, events: int, replay_batch_size: int = Options.replay_batch_size,
+                  **daemon: Any) -> Any:
     """The benchmark's MLP learner (reservoir replay 500, the :class:`Options` defaults) built and tuned as the
-    daemon builds it (optim.fused: auto), for scripts that time the learner without a broker. ``daemon``:
-    overrides of the daemon section (e.g. ``flush_denormal=False``)."""
+    daemon builds it (optim.fused: auto), for scripts that time the learner without a broker.
+    ``replay_batch_size``: replayed rows per step (0: no replay memory). ``daemon``: overrides of the daemon
+    section (e.g. ``flush_denormal=False``)."""
     from lifelong.daemon.factory import apply_fused, build_learner
 
-    settings = daemon_settings("unused:9092", "unused", client="kafka-python", model="mlp", replay="reservoir",
-                               features=features, n=events, opts=Options(), checkpoint_dir=Path("unused"))
+    opts = Options(replay_batch_size=max(replay_batch_size, 1))
+    settings = daemon_settings("unused:9092", "unused", client="kafka-python", model="mlp",
+                               replay="reservoir" if replay_batch_size else "none",
+                               features=features, n=events, opts=opts, checkpoint_dir=Path("unused"))
     for key, value in daemon.items():
         setattr(settings.daemon, key, value)
     learner = build_learner(settings)
     apply_fused(learner, settings.optim.fused)
     return learner
+
+
+LEARNER_WARMUP_BATCHES = 10  # first calls pay for allocation and kernel selection: not the steady cost
+
+
+def learner_cost(learner: Any, x: np.ndarray, y: np.ndarray, micro_batch: int,
+                 warmup_batches: int = LEARNER_WARMUP_BATCHES) -> tuple[float, float]:
+    """Feed ``x, y`` to ``learner.process`` in micro-batches; returns (this thread's CPU microseconds per event
+    after ``warmup_batches`` untimed micro-batches, prequential accuracy over every event)."""
+    correct, start = 0, 0.0
+    for batch, i in enumerate(range(0, len(y), micro_batch)):
+        if batch == warmup_batches:
+            start = time.thread_time()
+        correct += int(learner.process(x[i : i + micro_batch], y[i : i + micro_batch]).correct.sum())
+    timed = len(y) - warmup_batches * micro_batch
+    return (time.thread_time() - start) / timed * 1e6, correct / len(y)
 
 
 def daemon_rate(settings: Any, prefix: int = 0, on_progress: Callable[[int], None] | None = None,
