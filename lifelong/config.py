@@ -149,7 +149,10 @@ class ReplayConfig(Section):
     kind: Literal["none", "reservoir", "class_balanced", "herding", "generative"] = Field(
         default="none", description="Memory type (see lifelong/strategies/README.md).")
     capacity: PositiveInt = Field(default=500, description="Samples held (not used by generative).")
-    batch_size: PositiveInt = Field(default=32, description="Replayed samples per gradient step.")
+    batch_size: PositiveInt = Field(default=32, description=(
+        "Replayed samples per gradient step. Each is trained like a new one: as many as optim.batch_size (1:1, "
+        "the usual setting) doubles the learner's work; fewer cost less and forget more "
+        "(benchmarks/replay_ratio.py)."))
     nme: bool = Field(default=False, description="Predict with nearest-mean-of-exemplars (herding only).")
     generator_latent: PositiveInt = Field(default=32, description="VAE latent size (generative).")
     generator_hidden: PositiveInt = Field(default=256, description="VAE hidden width (generative).")

@@ -34,7 +34,9 @@ def bench(
         help="optim.batch_size of the daemon (MLP; the CNN keeps 32: MODEL_OPTIONS in lifelong/bench/throughput.py).",
     )] = 256,
     hidden: Annotated[str, typer.Option(help="MLP hidden widths, comma list (784-256-256-10 by default).")] = "256,256",
-    replay_batch_size: Annotated[int, typer.Option(help="replay.batch_size: replayed rows per step.")] = 256,
+    replay_batch_size: Annotated[int, typer.Option(help=(
+        "replay.batch_size: replayed rows per step (256: 1:1 with the stream's rows; "
+        "benchmarks/replay_ratio.py shows what fewer save and cost)."))] = 256,
     micro_batch: Annotated[int, typer.Option(help="daemon.micro_batch (0: each fetch as it comes).")] = 256,
     optimizer: Annotated[str, typer.Option(help="optim.name: sgd, adam or adamw.")] = "adam",
     lr: Annotated[float, typer.Option(help="optim.lr.")] = 0.005,
