@@ -70,6 +70,9 @@ def bench(
         "workers) against the default daemon, interleaved, on a 4-partition topic.")] = False,
     ablation_records: Annotated[int, typer.Option(help="Events per ablation run.")] = 30_000,
     compile_model: Annotated[bool, typer.Option("--compile", help="daemon.compile for the main runs.")] = False,
+    compile_mode: Annotated[str, typer.Option(
+        help="daemon.compile_mode with --compile: default, reduce-overhead (CUDA graphs on a GPU), max-autotune.",
+    )] = "default",
     cache_dir: Annotated[Path | None, typer.Option(help="Cache dir (deep-river venv); default ~/.cache/lifelong."
                                                    )] = None,
     no_record: Annotated[bool, typer.Option("--no-record", help="Print only; do not append to results.")] = False,
@@ -102,7 +105,7 @@ def bench(
         device=device, with_deep_river=with_deep_river, decay_run=decay_run, decay_records=decay_records,
         decay_repeats=decay_repeats,
         decay_features=decay_features, ablation=ablation, ablation_records=ablation_records,
-        compile=compile_model, cache_dir=cache_dir, record_results=not no_record,
+        compile=compile_model, compile_mode=compile_mode, cache_dir=cache_dir, record_results=not no_record,
     )
     result = run_throughput(opts, emit=print)
     if json_out is not None:

@@ -77,6 +77,7 @@ class Options:
     torch_threads: int | None = None
     autocast: str = "auto"
     compile: bool = False
+    compile_mode: str = "default"  # daemon.compile_mode (reduce-overhead: CUDA graphs on a GPU)
     device: str = "cpu"
     with_deep_river: bool = False
     decay_run: bool = False
@@ -246,7 +247,8 @@ def daemon_settings(bootstrap: str, topic: str, *, client: str, model: str, repl
                 "fetch_workers": opts.fetch_workers, "fetcher": opts.fetcher, "shared_memory": opts.shared_memory,
                 "gc_freeze": opts.gc_freeze, "reuse_fetch_memory": opts.reuse_fetch_memory,
                 "torch_threads": opts.torch_threads,
-                "autocast": opts.autocast, "compile": opts.compile, "summary_interval_s": 3600,
+                "autocast": opts.autocast, "compile": opts.compile,
+                "compile_mode": opts.compile_mode if opts.compile else "default", "summary_interval_s": 3600,
                 "log_level": "WARNING"},
     )
 
@@ -515,7 +517,8 @@ def run_throughput(opts: Options, emit: Callable[[str], None] = print) -> dict[s
                             "batch_size": mopts.batch_size, "micro_batch": mopts.micro_batch,
                                 "prefetch": opts.prefetch, "autocast": autocast_tag(mopts.autocast, device),
                                 "fetch_workers": opts.fetch_workers, "fetcher": opts.fetcher,
-                                "replay_batch_size": mopts.replay_batch_size if replay != "none" else None}
+                                "replay_batch_size": mopts.replay_batch_size if replay != "none" else None,
+                                **({"compile": opts.compile_mode} if opts.compile else {})}
                         raws, ends, ratios, accs, prefix_accs = [], [], [], [], []
                         for rep in range(opts.repeats):
                             raw = raw_rate(kafka.model_copy(update={"group_id": f"raw-{uuid.uuid4().hex[:8]}"}),
@@ -572,26 +575,36 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "gc_freeze=false": {"gc_freeze": False},
     "reuse_fetch_memory=false": {"reuse_fetch_memory": False},
 }
+#: Options that only a GPU can show the worth of; added to the ablation when it runs with ``--device cuda``.
+CUDA_ABLATIONS: dict[str, dict[str, Any]] = {
+    "compile=reduce-overhead": {"compile": True, "compile_mode": "reduce-overhead"},  # CUDA graphs
+}
+
+
+def ablations(device: str) -> dict[str, dict[str, Any]]:
+    """The variants of :func:`run_ablation` for a run on ``device`` (``cuda`` adds :data:`CUDA_ABLATIONS`)."""
+    return {**ABLATIONS, **(CUDA_ABLATIONS if device == "cuda" else {})}
 SLOW_VARIANT_EVENTS = 5_000  # torch's default threads ran ~20x slower on 2 shared cores: fewer events
 
 
 def run_ablation(opts: Options, put: Callable[..., None], emit: Callable[[str], None]) -> dict[str, Any]:
-    """kafka-python, MLP, reservoir replay, on a 4-partition topic: each option of :data:`ABLATIONS` vs the
+    """kafka-python, MLP, reservoir replay, on a 4-partition topic: each option of :func:`ablations` vs the
     default, ``repeats`` interleaved rounds; records each variant's median rate, its speed-up over the
     default measured in the same rounds, and its prequential accuracy."""
     from dataclasses import replace
 
     from lifelong.stream.broker import EmbeddedBroker
 
+    variants = ablations(opts.device)
     n = opts.ablation_records
     x, y = mnist_arrays(n, opts.features)
-    rates: dict[str, list[float]] = {name: [] for name in ABLATIONS}
-    accs: dict[str, list[float]] = {name: [] for name in ABLATIONS}
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    accs: dict[str, list[float]] = {name: [] for name in variants}
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp, _bar(opts.progress) as task:
         topic = f"ablation-{uuid.uuid4().hex[:8]}"
         _feed(broker.bootstrap, topic, x, y, 4, opts.progress)
         for rep in range(opts.repeats):
-            for name, change in ABLATIONS.items():
+            for name, change in variants.items():
                 variant = replace(opts, **change)
                 events = min(n, SLOW_VARIANT_EVENTS) if change.get("torch_threads") == 0 else n
                 settings = daemon_settings(broker.bootstrap, topic, client="kafka-python", model="mlp",
@@ -607,7 +620,7 @@ def run_ablation(opts: Options, put: Callable[..., None], emit: Callable[[str], 
     for name, values in rates.items():
         speedups = [v / b for v, b in zip(values, base, strict=True) if b]
         tags = {"client": "kafka-python", "model": "mlp", "replay": "reservoir-500", "variant": name,
-                "records": n if ABLATIONS[name].get("torch_threads") != 0 else SLOW_VARIANT_EVENTS,
+                "records": n if variants[name].get("torch_threads") != 0 else SLOW_VARIANT_EVENTS,
                 "partitions": 4, "batch_size": opts.batch_size, "micro_batch": opts.micro_batch}
         out[name] = {"events_per_s": _median(values), "speedup": _median(speedups), "accuracy": _median(accs[name])}
         put("ablation_events_per_s", out[name]["events_per_s"], "events/s", **tags)

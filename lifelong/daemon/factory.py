@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 
 import numpy as np
@@ -66,6 +67,31 @@ def build_learner(settings: Settings, device: torch.device | None = None) -> Lea
     return Learner(model, optimizer, plugins, device=device, batch_size=o.batch_size,
                    steps_per_batch=o.steps_per_batch, grad_clip=o.grad_clip,
                    shared_forward=o.shared_forward, autocast=resolve_autocast(settings.daemon.autocast, device))
+
+
+def tune_for_stream(learner: Learner, settings: Settings) -> None:
+    """Tune ``learner`` for running beside its fetchers, once per learner: on the CPU torch keeps the cores the
+    fetchers leave (two busy OpenMP threads sharing two cores with a fetcher ran the learner several times
+    slower than one), plus torch.compile (``daemon.compile``, ``daemon.compile_mode``) and the fused optimizer
+    kernel of ``optim.fused``. bf16 autocast and the shared forward are the Learner's own."""
+    if getattr(learner, "_lifelong_tuned", False):
+        return
+    learner._lifelong_tuned = True  # type: ignore[attr-defined]
+    d = settings.daemon
+    threads = d.torch_threads
+    if threads is None and d.prefetch and learner.device.type == "cpu":
+        threads = max(1, (os.cpu_count() or 1) - d.fetch_workers)
+    if threads:
+        torch.set_num_threads(threads)
+    if d.compile:  # in place: parameters and state_dict keys stay as they are
+        for part in (getattr(learner.model, "backbone", None), learner.model.head):
+            if part is not None:
+                part.compile(mode=d.compile_mode)
+    fused = apply_fused(learner, settings.optim.fused)
+    log.info("learner: %d torch threads, autocast %s, compile %s, fused optimizer %s, shared forward %s, "
+             "flush denormal %s", torch.get_num_threads(), learner.autocast or "off",
+             d.compile_mode if d.compile else False, bool(fused), learner.shared_forward,
+             d.flush_denormal and learner.device.type == "cpu")
 
 
 def apply_fused(learner: Learner, requested: bool | None) -> bool:

@@ -34,7 +34,7 @@ import numpy as np
 from lifelong import __version__
 from lifelong.config import Settings
 from lifelong.daemon.checkpoint import CheckpointStore
-from lifelong.daemon.factory import apply_fused, build_drift, build_learner, seed_everything, strategy_label
+from lifelong.daemon.factory import build_drift, build_learner, seed_everything, strategy_label, tune_for_stream
 from lifelong.daemon.notify import ServiceNotifier
 from lifelong.daemon.pending import PendingRecords
 from lifelong.daemon.position_guard import PositionGuard
@@ -172,15 +172,9 @@ class Daemon:
 
         ``kafka.client`` picks kafka-python or confluent-kafka. With ``daemon.prefetch`` > 0 the consumer runs in
         fetch processes (``daemon.fetcher: process``, lifelong.stream.fetch_process) or threads
-        (lifelong.stream.prefetch) that also decode, and the learner is tuned for that split: on the CPU torch
-        keeps the cores the fetchers leave (two busy OpenMP threads sharing two cores with a fetcher ran the
-        learner several times slower than one), plus torch.compile (``daemon.compile``) and the fused optimizer
-        kernel of ``optim.fused``; bf16 autocast and the shared forward are the Learner's own.
+        (lifelong.stream.prefetch) that also decode, and the learner is tuned for that split
+        (lifelong.daemon.factory.tune_for_stream).
         """
-        import os
-
-        import torch
-
         from lifelong.stream.codecs import decode_records
         from lifelong.stream.dead_letter import DeadLetterWriter
         from lifelong.stream.fetch_process import FetchProcessFailed
@@ -188,21 +182,8 @@ class Daemon:
 
         d, c, m = self.settings.daemon, self.settings.codec, self.settings.model
         learner = self.learner
-        if learner is not None and not getattr(learner, "_lifelong_tuned", False):
-            learner._lifelong_tuned = True
-            threads = d.torch_threads
-            if threads is None and d.prefetch and learner.device.type == "cpu":
-                threads = max(1, (os.cpu_count() or 1) - d.fetch_workers)
-            if threads:
-                torch.set_num_threads(threads)
-            if d.compile:  # in place: parameters and state_dict keys stay as they are
-                for part in (getattr(learner.model, "backbone", None), learner.model.head):
-                    if part is not None:
-                        part.compile()
-            fused = apply_fused(learner, self.settings.optim.fused)
-            log.info("learner: %d torch threads, autocast %s, compile %s, fused optimizer %s, shared forward %s, "
-                     "flush denormal %s", torch.get_num_threads(), learner.autocast or "off", d.compile, bool(fused),
-                     learner.shared_forward, d.flush_denormal and learner.device.type == "cpu")
+        if learner is not None:
+            tune_for_stream(learner, self.settings)
         # a partial, not a closure: it must pickle when the fetcher runs in a child process
         decode = functools.partial(decode_records, codec=self._codec(), num_features=c.num_features,
                                    feature_shape=None, max_classes=m.max_classes)

@@ -1,0 +1,57 @@
+"""lifelong.daemon.factory.tune_for_stream: what the daemon does to its learner before the stream starts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lifelong.bench.throughput import ABLATIONS, CUDA_ABLATIONS, ablations
+from lifelong.config import ConfigError, Settings, load_settings
+from lifelong.daemon.factory import build_learner, tune_for_stream
+
+MLP = {"name": "mlp", "input_shape": [4], "hidden": [8], "max_classes": 3}
+
+
+@pytest.fixture
+def compiled(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict]]:
+    """Every nn.Module.compile call (module class, keyword arguments), without compiling anything."""
+    calls: list[tuple[str, dict]] = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: calls.append((type(self).__name__, kw)))
+    threads = torch.get_num_threads()
+    yield calls
+    torch.set_num_threads(threads)
+
+
+def test_compile_mode_reaches_torch_compile_once_per_part_and_once_per_learner(compiled):
+    settings = Settings(model=MLP, daemon={"compile": True, "compile_mode": "reduce-overhead", "device": "cpu",
+                                           "torch_threads": 1})
+    learner = build_learner(settings)
+    tune_for_stream(learner, settings)
+    parts = [p for p in (getattr(learner.model, "backbone", None), learner.model.head) if p is not None]
+    assert [name for name, _ in compiled] == [type(p).__name__ for p in parts]
+    assert all(kw == {"mode": "reduce-overhead"} for _, kw in compiled)
+    tune_for_stream(learner, settings)  # a reconnect: the learner is tuned already
+    assert len(compiled) == len(parts)
+
+
+def test_no_compile_by_default_and_threads_leave_a_core_per_fetcher(compiled, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    settings = Settings(model=MLP, daemon={"device": "cpu", "prefetch": 2, "fetch_workers": 1})
+    learner = build_learner(settings)
+    tune_for_stream(learner, settings)
+    assert compiled == []
+    assert torch.get_num_threads() == 3
+
+
+def test_compile_mode_without_compile_is_rejected_with_its_key():
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, daemon={"compile_mode": "max-autotune"})
+    ((key, reason),) = err.value.problems
+    assert key == "daemon" and "compile: true" in reason
+    assert load_settings(None, daemon={"compile": True, "compile_mode": "max-autotune"}).daemon.compile
+
+
+def test_cuda_only_ablations_join_only_a_cuda_run():
+    assert ablations("cpu") == ABLATIONS
+    assert set(ablations("cuda")) == set(ABLATIONS) | set(CUDA_ABLATIONS)
+    assert CUDA_ABLATIONS["compile=reduce-overhead"]["compile_mode"] == "reduce-overhead"
