@@ -406,6 +406,8 @@ def _problems(error: ValidationError) -> list[tuple[str, str]]:
         reason = item["msg"]
         if item["type"] == "extra_forbidden":
             reason = "unknown key"
+        elif item["type"] == "value_error" and "error" in item.get("ctx", {}):
+            reason = str(item["ctx"]["error"])  # our validator's own sentence, without pydantic's "Value error, "
         out.append((key, reason))
     return out
 
