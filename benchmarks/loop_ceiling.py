@@ -43,13 +43,16 @@ from lifelong.bench.throughput import (  # noqa: E402
     raw_rate,
 )
 from lifelong.config import KafkaConfig  # noqa: E402
-from lifelong.daemon.service import Daemon  # noqa: E402
-from lifelong.learner import StepResult  # noqa: E402
 from lifelong.stream.broker import EmbeddedBroker  # noqa: E402
 
+# torch-free at import: the fetch processes are spawned, and spawn re-imports this script in each of them
+# (as __mp_main__); a torch import here would put torch into every fetch process, as the daemon's own do not.
 
-def _answer_at_once(learner, x, y) -> StepResult:
+
+def _answer_at_once(learner, x, y):
     """Learner.process at no cost: every prediction right, nothing trained (the loop's work stays)."""
+    from lifelong.learner import StepResult
+
     labels = np.asarray(y)
     learner.events_seen += len(labels)
     return StepResult(predictions=labels, correct=np.ones(len(labels), dtype=bool),
@@ -57,12 +60,17 @@ def _answer_at_once(learner, x, y) -> StepResult:
                       new_classes=[])
 
 
-class LoopOnlyDaemon(Daemon):
-    """The daemon with its learner's ``process`` replaced by :func:`_answer_at_once` (this benchmark only)."""
+def loop_only_daemon() -> type:
+    """The Daemon class with its learner's ``process`` replaced by :func:`_answer_at_once` (this benchmark
+    only); built on call, so that importing this script does not import torch."""
+    from lifelong.daemon.service import Daemon
 
-    def _setup(self) -> None:
-        super()._setup()
-        self.learner.process = types.MethodType(_answer_at_once, self.learner)
+    class LoopOnlyDaemon(Daemon):
+        def _setup(self) -> None:
+            super()._setup()
+            self.learner.process = types.MethodType(_answer_at_once, self.learner)
+
+    return LoopOnlyDaemon
 
 
 def median_ratio(over: list[Rate], under: list[Rate]) -> float:
@@ -81,6 +89,9 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", help="daemon.device of (b): cpu, cuda or auto.")
     args = parser.parse_args()
     opts = replace(Options(), fetch_workers=args.fetch_workers, device=args.device)
+    from lifelong.daemon.service import Daemon
+
+    loop_only = loop_only_daemon()
     x, y = mnist_arrays(args.records)
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         topic = f"loop-{uuid.uuid4().hex[:8]}"
@@ -91,8 +102,8 @@ def main() -> int:
             for rep in range(args.repeats):  # interleaved: each ratio compares neighbours in time
                 rates["raw"].append(raw_rate(kafka.model_copy(update={"group_id": f"raw-{uuid.uuid4().hex[:8]}"}),
                                              args.records, x.shape[1], workers=1))
-                for name, kind, reuse in (("end_to_end", Daemon, True), ("loop", LoopOnlyDaemon, True),
-                                          ("loop_no_reuse", LoopOnlyDaemon, False)):
+                for name, kind, reuse in (("end_to_end", Daemon, True), ("loop", loop_only, True),
+                                          ("loop_no_reuse", loop_only, False)):
                     settings = daemon_settings(broker.bootstrap, topic, client=client, model="mlp",
                                                replay="reservoir", features=x.shape[1], n=args.records,
                                                opts=replace(opts, reuse_fetch_memory=reuse),

@@ -59,7 +59,7 @@ def test_loop_only_daemon_runs_every_event_and_trains_nothing(
     _feed(shared_broker.bootstrap, topic, x, y, 1, progress=False)
     runs: list[tuple[object, list[torch.Tensor]]] = []  # (daemon, its weights before the run)
 
-    class Watched(loop_ceiling.LoopOnlyDaemon):
+    class Watched(loop_ceiling.loop_only_daemon()):
         def _setup(self) -> None:
             super()._setup()
             runs.append((self, [p.detach().clone() for p in self.learner.model.parameters()]))
