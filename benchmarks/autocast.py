@@ -21,11 +21,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lifelong.bench.results import record  # noqa: E402
 from lifelong.bench.throughput import (  # noqa: E402
-    LEARNER_WARMUP_BATCHES,
     Options,
     learner_alone,
     learner_cost,
     mnist_arrays,
+    too_few_learner_events,
 )
 from lifelong.learner import cpu_bf16_flags  # noqa: E402
 
@@ -37,9 +37,8 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     micro_batch = Options().micro_batch or 256
-    if args.events <= 2 * LEARNER_WARMUP_BATCHES * micro_batch:
-        parser.error(f"--events must exceed {2 * LEARNER_WARMUP_BATCHES * micro_batch}: {LEARNER_WARMUP_BATCHES} "
-                     f"micro-batches of {micro_batch} warm up untimed, and at least as many more are timed")
+    if problem := too_few_learner_events(args.events, micro_batch):
+        parser.error(problem)
     x, y = mnist_arrays(args.events)
     cost: dict[str, list[float]] = {"off": [], "bf16": []}
     accuracy: dict[str, float] = {}

@@ -37,11 +37,11 @@ import continual  # noqa: E402  (benchmarks/continual.py: the Split-MNIST scenar
 
 from lifelong.bench.results import record  # noqa: E402
 from lifelong.bench.throughput import (  # noqa: E402
-    LEARNER_WARMUP_BATCHES,
     Options,
     learner_alone,
     learner_cost,
     mnist_arrays,
+    too_few_learner_events,
 )
 
 BENCHMARK = "replay_ratio"
@@ -106,9 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     opts = Options()
     micro_batch = opts.micro_batch or opts.batch_size
-    if args.events <= 2 * LEARNER_WARMUP_BATCHES * micro_batch:
-        parser.error(f"--events must exceed {2 * LEARNER_WARMUP_BATCHES * micro_batch}: {LEARNER_WARMUP_BATCHES} "
-                     f"micro-batches of {micro_batch} warm up untimed, and at least as many more are timed")
+    if problem := too_few_learner_events(args.events, micro_batch):
+        parser.error(problem)
     torch.set_num_threads(1)
 
     x, y = mnist_arrays(args.events)

@@ -261,7 +261,7 @@ def learner_alone(features: int, events: int, replay_batch_size: int = Options.r
     section (e.g. ``flush_denormal=False``)."""
     from lifelong.daemon.factory import apply_fused, build_learner
 
-    opts = Options(replay_batch_size=max(replay_batch_size, 1))
+    opts = Options(replay_batch_size=max(replay_batch_size, 1))  # replay.batch_size must be positive, even unused
     settings = daemon_settings("unused:9092", "unused", client="kafka-python", model="mlp",
                                replay="reservoir" if replay_batch_size else "none",
                                features=features, n=events, opts=opts, checkpoint_dir=Path("unused"))
@@ -273,6 +273,14 @@ def learner_alone(features: int, events: int, replay_batch_size: int = Options.r
 
 
 LEARNER_WARMUP_BATCHES = 10  # first calls pay for allocation and kernel selection: not the steady cost
+
+
+def too_few_learner_events(events: int, micro_batch: int) -> str | None:
+    """Why ``events`` are too few for :func:`learner_cost` to time (None: enough), for a script's usage error."""
+    if events > 2 * LEARNER_WARMUP_BATCHES * micro_batch:
+        return None
+    return (f"--events must exceed {2 * LEARNER_WARMUP_BATCHES * micro_batch}: {LEARNER_WARMUP_BATCHES} "
+            f"micro-batches of {micro_batch} warm up untimed, and at least as many more are timed")
 
 
 def learner_cost(learner: Any, x: np.ndarray, y: np.ndarray, micro_batch: int,
@@ -579,12 +587,12 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 CUDA_ABLATIONS: dict[str, dict[str, Any]] = {
     "compile=reduce-overhead": {"compile": True, "compile_mode": "reduce-overhead"},  # CUDA graphs
 }
+SLOW_VARIANT_EVENTS = 5_000  # torch's default threads ran ~20x slower on 2 shared cores: fewer events
 
 
 def ablations(device: str) -> dict[str, dict[str, Any]]:
     """The variants of :func:`run_ablation` for a run on ``device`` (``cuda`` adds :data:`CUDA_ABLATIONS`)."""
     return {**ABLATIONS, **(CUDA_ABLATIONS if device == "cuda" else {})}
-SLOW_VARIANT_EVENTS = 5_000  # torch's default threads ran ~20x slower on 2 shared cores: fewer events
 
 
 def run_ablation(opts: Options, put: Callable[..., None], emit: Callable[[str], None]) -> dict[str, Any]:
