@@ -89,7 +89,12 @@ def bench(
     Example: lifelong bench --records 100000 --clients kafka-python --models mlp --replays reservoir
     """
     from lifelong.bench.throughput import Options, run_throughput
+    from lifelong.config import ConfigError, load_settings
 
+    try:  # the daemon's own rule, at start rather than after the feed: a mode needs --compile
+        load_settings(None, daemon={"compile": compile_model, "compile_mode": compile_mode})
+    except ConfigError as err:
+        raise typer.BadParameter("; ".join(reason for _, reason in err.problems), param_hint="--compile-mode") from None
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for name in ("kafka", "lifelong.drift"):
         logging.getLogger(name).setLevel(logging.ERROR)

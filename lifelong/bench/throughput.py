@@ -247,8 +247,8 @@ def daemon_settings(bootstrap: str, topic: str, *, client: str, model: str, repl
                 "fetch_workers": opts.fetch_workers, "fetcher": opts.fetcher, "shared_memory": opts.shared_memory,
                 "gc_freeze": opts.gc_freeze, "reuse_fetch_memory": opts.reuse_fetch_memory,
                 "torch_threads": opts.torch_threads,
-                "autocast": opts.autocast, "compile": opts.compile,
-                "compile_mode": opts.compile_mode if opts.compile else "default", "summary_interval_s": 3600,
+                "autocast": opts.autocast, "compile": opts.compile, "compile_mode": opts.compile_mode,
+                "summary_interval_s": 3600,
                 "log_level": "WARNING"},
     )
 

@@ -55,3 +55,14 @@ def test_cuda_only_ablations_join_only_a_cuda_run():
     assert ablations("cpu") == ABLATIONS
     assert set(ablations("cuda")) == set(ABLATIONS) | set(CUDA_ABLATIONS)
     assert CUDA_ABLATIONS["compile=reduce-overhead"]["compile_mode"] == "reduce-overhead"
+
+
+def test_bench_rejects_a_compile_mode_without_compile_before_any_work():
+    from typer.testing import CliRunner
+
+    from lifelong.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "--compile-mode", "reduce-overhead", "--records", "100"])
+    assert result.exit_code == 2
+    assert "applies only with compile: true" in " ".join(result.output.replace("│", " ").split())  # rich box
+    assert "feeding" not in result.output  # rejected before the broker was fed
