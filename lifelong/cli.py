@@ -6,6 +6,7 @@ Every command's ``--help`` explains it with an example. Heavy imports (torch, ka
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -131,7 +132,16 @@ def _register_commands() -> None:
     app.command("scrape")(scrape)
 
 
+def _reflow_help() -> None:
+    """Each command's help from its docstring, one line per paragraph: rich keeps a docstring's line breaks,
+    which would print its source wrapping, broken again at the terminal's width."""
+    for info in app.registered_commands:
+        doc = inspect.getdoc(info.callback) or ""
+        info.help = "\n\n".join(" ".join(paragraph.split("\n")) for paragraph in doc.split("\n\n"))
+
+
 _register_commands()
+_reflow_help()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

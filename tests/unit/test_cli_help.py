@@ -1,0 +1,30 @@
+"""`lifelong <command> --help` reads as prose at any terminal width, not as the docstring's source wrapping."""
+
+from __future__ import annotations
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from lifelong.cli import app
+
+COMMANDS = sorted(typer.main.get_command(app).commands)
+
+
+def test_every_command_is_covered():
+    assert {"run", "bench", "feed", "broker", "check-config", "report", "scrape"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_help_paragraphs_are_single_lines(name):
+    command = typer.main.get_command(app).commands[name]
+    paragraphs = (command.help or "").split("\n\n")
+    assert paragraphs[0], f"{name} has no help"
+    assert all("\n" not in paragraph for paragraph in paragraphs), command.help
+
+
+def test_help_wraps_at_the_terminal_width():
+    """A sentence the docstring breaks across source lines comes out whole on a wide terminal."""
+    result = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"}, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "SIGTERM or Ctrl-C finishes the current batch, writes a checkpoint" in result.output
