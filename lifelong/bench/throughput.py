@@ -587,7 +587,6 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 CUDA_ABLATIONS: dict[str, dict[str, Any]] = {
     "compile=reduce-overhead": {"compile": True, "compile_mode": "reduce-overhead"},  # CUDA graphs
 }
-SLOW_VARIANT_EVENTS = 5_000  # torch's default threads ran ~20x slower on 2 shared cores: fewer events
 
 
 def ablations(device: str) -> dict[str, dict[str, Any]]:
@@ -614,12 +613,11 @@ def run_ablation(opts: Options, put: Callable[..., None], emit: Callable[[str], 
         for rep in range(opts.repeats):
             for name, change in variants.items():
                 variant = replace(opts, **change)
-                events = min(n, SLOW_VARIANT_EVENTS) if change.get("torch_threads") == 0 else n
                 settings = daemon_settings(broker.bootstrap, topic, client="kafka-python", model="mlp",
-                                           replay="reservoir", features=x.shape[1], n=events, opts=variant,
+                                           replay="reservoir", features=x.shape[1], n=n, opts=variant,
                                            checkpoint_dir=Path(tmp) / f"{rep}-{len(rates[name])}-{uuid.uuid4().hex}")
                 with _torch_threads_restored():
-                    rate = daemon_rate(settings, on_progress=task(f"ablation {name} #{rep + 1}", events))
+                    rate = daemon_rate(settings, on_progress=task(f"ablation {name} #{rep + 1}", n))
                 rates[name].append(rate.per_s)
                 accs[name].append(rate.accuracy or 0.0)
                 emit(f"  ablation #{rep + 1} {name}: {rate.per_s:,.0f} events/s, accuracy {rate.accuracy:.3f}")
@@ -628,7 +626,7 @@ def run_ablation(opts: Options, put: Callable[..., None], emit: Callable[[str], 
     for name, values in rates.items():
         speedups = [v / b for v, b in zip(values, base, strict=True) if b]
         tags = {"client": "kafka-python", "model": "mlp", "replay": "reservoir-500", "variant": name,
-                "records": n if variants[name].get("torch_threads") != 0 else SLOW_VARIANT_EVENTS,
+                "records": n,
                 "partitions": 4, "batch_size": opts.batch_size, "micro_batch": opts.micro_batch}
         out[name] = {"events_per_s": _median(values), "speedup": _median(speedups), "accuracy": _median(accs[name])}
         put("ablation_events_per_s", out[name]["events_per_s"], "events/s", **tags)
