@@ -108,6 +108,17 @@ PANELS: tuple[Panel, ...] = (
     Panel("skipped", "Skipped train steps", "timeseries", "ops",
           (Query(f"sum by (reason) (rate(lifelong_skipped_steps_total{{{SEL}}}[{RATE}]))", "{{reason}}"),),
           (12, 37, 12, 8), "Steps skipped for a non-finite loss or a CUDA out-of-memory, per second.", 0),
+    # The stream and the client.
+    Panel("offsets_skipped", "Offsets not learned", "timeseries", "ops",
+          (Query(f"sum by (reason) (rate(lifelong_offsets_skipped_total{{{SEL}}}[{RATE}]))", "{{reason}}"),),
+          (0, 45, 12, 8), "Offsets fetched but not learned, per second: already_learned (fetched again below the "
+          "daemon's position: a restart, a rebalance, a log that went back) or no_record (transaction markers, "
+          "compaction, retention).", 0),
+    Panel("client_errors", "Broker errors and fetcher restarts", "timeseries", "ops",
+          (Query(f"sum(rate(lifelong_broker_errors_total{{{SEL}}}[{RATE}]))", "broker errors"),
+           Query(f"sum(rate(lifelong_fetcher_restarts_total{{{SEL}}}[{RATE}]))", "fetcher restarts")),
+          (12, 45, 12, 8), "Kafka errors survived by retrying, and fetch processes or threads found dead and "
+          "rebuilt at the learned positions, per second.", 0),
 )
 
 #: Drift detections, drawn as annotations (vertical markers) on every time series.

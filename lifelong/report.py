@@ -223,10 +223,17 @@ def _gauge_by(name: str, by: tuple[str, ...], query: int = 0) -> Evaluator:
     return evaluate
 
 
-def _rate_by(name: str, by: tuple[str, ...]) -> Evaluator:
+def _rate_by(name: str, by: tuple[str, ...], query: int = 0) -> Evaluator:
     def evaluate(rec: Recording, window: float) -> list[Line]:
         rates = {k: rate(v, rec.times, window) for k, v in rec.series(name).items()}
-        return [Line(0, _with_target(rec, k), v) for k, v in sum_by(rates, by).items()]
+        return [Line(query, _with_target(rec, k), v) for k, v in sum_by(rates, by).items()]
+    return evaluate
+
+
+def _each(*evaluators: Evaluator) -> Evaluator:
+    """A panel of several queries: each evaluator answers the query its lines name."""
+    def evaluate(rec: Recording, window: float) -> list[Line]:
+        return [line for evaluator in evaluators for line in evaluator(rec, window)]
     return evaluate
 
 
@@ -317,6 +324,9 @@ EVALUATORS: dict[str, Evaluator] = {
     "checkpoint_age": _checkpoint_age,
     "loss": _gauge_by("lifelong_loss", ("instance",)),
     "skipped": _rate_by("lifelong_skipped_steps_total", ("reason",)),
+    "offsets_skipped": _rate_by("lifelong_offsets_skipped_total", ("reason",)),
+    "client_errors": _each(_rate_by("lifelong_broker_errors_total", ()),
+                           _rate_by("lifelong_fetcher_restarts_total", (), query=1)),
 }
 
 

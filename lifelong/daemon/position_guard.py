@@ -3,7 +3,10 @@
 The daemon does not trust the client's position. It keeps its own (``positions``, the next offset to learn per
 partition) and checks every fetch against it, one partition's run of offsets at a time:
 
-* offsets below the position were learned already (before a restart or a rebalance): dropped;
+* offsets below the position were learned already (before a restart or a rebalance): dropped. Such a run with no
+  seek of ours to explain it means the log itself went back (a topic re-created, a broker that lost its data, the
+  stream fed again from its start): the guard warns once and goes on dropping up to the position, for it cannot
+  tell a copy of what it learned from new records at the same offsets;
 * a run that starts above the position means either the client jumped (a fetch that raced a rebalance or a
   seek) or the offsets between hold no record. The guard cannot tell the two apart from one fetch, so it asks
   for a seek back to the position. When the first fetch after that seek starts at the very offset that caused
@@ -23,25 +26,32 @@ The guard knows nothing of the client: it returns the seeks to issue, and the da
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
 from lifelong.stream.records import Coordinates, RawRecord, TopicPartition
 
-__all__ = ["PositionGuard"]
+__all__ = ["SKIP_REASONS", "PositionGuard"]
 
 log = logging.getLogger("lifelong.daemon")
 
 NEVER = 1 << 62  # above every offset: a partition none of whose records are learned
 
+#: Why offsets are not learned: fetched again below the position, or found to hold no record.
+SKIP_REASONS = ("already_learned", "no_record")
+
 
 class PositionGuard:
     """Per-partition positions, and the seeks that check a run that starts above one."""
 
-    def __init__(self, positions: Mapping[TopicPartition, int] | None = None) -> None:
+    def __init__(self, positions: Mapping[TopicPartition, int] | None = None,
+                 on_skip: Callable[[str, int], None] | None = None) -> None:
         self.positions: dict[TopicPartition, int] = dict(positions or {})
         self.skipped_offsets = 0  # offsets found to hold no record, since start
+        self.already_learned = 0  # records fetched again below the position and dropped, since start
+        self._on_skip = on_skip  # (reason in SKIP_REASONS, how many offsets): a metric, say
+        self._rewound: set[TopicPartition] = set()  # partitions warned of as gone back, until they pass the position
         self._polls = 0
         self._asked: dict[TopicPartition, int] = {}  # seeks back asked for: the first offset that caused each
         # partition -> (offset sought, poll count at the seek, first offset of the run that made the guard seek)
@@ -65,6 +75,7 @@ class PositionGuard:
             self.positions.pop(tp, None)
             self._sought.pop(tp, None)
             self._asked.pop(tp, None)
+            self._rewound.discard(tp)
 
     # ---- what the guard decides ----------------------------------------------------------------------------
     def start(self, tp: TopicPartition, offsets: np.ndarray) -> int | None:
@@ -80,17 +91,35 @@ class PositionGuard:
             start = 0
         elif first < expected:
             start = int(np.searchsorted(offsets, expected))
+            self.already_learned += start
+            self._skipped("already_learned", start)
+            if seek is None and tp not in self._rewound:
+                self._rewound.add(tp)
+                log.warning("%s[%d]: records from offset %d again, below the position %d learned up to, and no seek "
+                            "of ours explains it: the log went back (topic re-created, broker data lost, stream fed "
+                            "again?). Offsets below %d are taken as learned and dropped: a copy of the stream cannot "
+                            "be told from new records at the same offsets", tp[0], tp[1], first, expected, expected)
         elif after_seek and seek[0] == expected and seek[2] == first:
             log.info("%s[%d]: offsets %d to %d hold no record (transaction markers, compaction or retention): "
                      "learning on from %d", tp[0], tp[1], expected, first - 1, first)
             self.skipped_offsets += first - expected
+            self._skipped("no_record", first - expected)
             start = 0
         else:
             self._asked[tp] = first
             return None
         if start < len(offsets):
-            self.positions[tp] = int(offsets[-1]) + 1
+            last = int(offsets[-1])
+            inside = last - int(offsets[start]) + 1 - (len(offsets) - start)  # offsets without records in the run
+            self.skipped_offsets += inside
+            self._skipped("no_record", inside)
+            self.positions[tp] = last + 1
+            self._rewound.discard(tp)
         return start
+
+    def _skipped(self, reason: str, count: int) -> None:
+        if count and self._on_skip is not None:
+            self._on_skip(reason, count)
 
     def records(self, records: list[RawRecord]) -> tuple[list[RawRecord], dict[TopicPartition, int]]:
         """The records to learn, in their order, and the seeks to issue (partition -> position)."""

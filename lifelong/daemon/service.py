@@ -37,7 +37,7 @@ from lifelong.daemon.checkpoint import CheckpointStore
 from lifelong.daemon.factory import build_drift, build_learner, seed_everything, strategy_label, tune_for_stream
 from lifelong.daemon.notify import ServiceNotifier
 from lifelong.daemon.pending import PendingRecords
-from lifelong.daemon.position_guard import PositionGuard
+from lifelong.daemon.position_guard import SKIP_REASONS, PositionGuard
 from lifelong.heap import frozen_heap
 from lifelong.learner import resolve_device
 from lifelong.metrics.exporter import DaemonMetrics, Health, MetricsServer
@@ -80,7 +80,6 @@ class Daemon:
         self.on_batch = on_batch
         self._stop = threading.Event()
         self.stats = RunStats()
-        self.guard = PositionGuard()
         self.pending = PendingRecords()
         self._last_broker_error = -BROKER_ERROR_HOLD_S
         self._audit = None
@@ -90,7 +89,9 @@ class Daemon:
         from lifelong.stream.codecs import REASONS
 
         self.metrics = DaemonMetrics(settings.model.max_classes, settings.metrics.window, dead_letter_reasons=REASONS,
-                                     detectors=tuple(spec.label for spec in settings.drift.detectors))
+                                     detectors=tuple(spec.label for spec in settings.drift.detectors),
+                                     offset_skip_reasons=SKIP_REASONS)
+        self.guard = PositionGuard(on_skip=lambda reason, count: self.metrics.offsets_skipped.labels(reason).inc(count))
         self.health = Health(settings.metrics.liveness_timeout_s)
         self.server: MetricsServer | None = None
         self.notifier = ServiceNotifier()

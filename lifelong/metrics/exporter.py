@@ -26,7 +26,8 @@ class DaemonMetrics:
     """Every metric the daemon exports, plus the sliding windows behind the ratio gauges."""
 
     def __init__(self, max_classes: int, window: int = 1000, registry: CollectorRegistry | None = None,
-                 dead_letter_reasons: tuple[str, ...] = (), detectors: tuple[str, ...] = ()):
+                 dead_letter_reasons: tuple[str, ...] = (), detectors: tuple[str, ...] = (),
+                 offset_skip_reasons: tuple[str, ...] = ()):
         self.registry = registry or CollectorRegistry()
         self.max_classes = max_classes
         r = self.registry
@@ -60,6 +61,10 @@ class DaemonMetrics:
                                      registry=r)
         self.boundaries = Counter("lifelong_boundaries", "Boundaries passed to the strategies, by source.",
                                   ["source"], registry=r)
+        self.offsets_skipped = Counter(
+            "lifelong_offsets_skipped", "Offsets fetched but not learned, by reason: already_learned (fetched again "
+            "below the daemon's position: a restart, a rebalance, a log that went back) or no_record (transaction "
+            "markers, compaction, retention).", ["reason"], registry=r)
         self.broker_errors = Counter("lifelong_broker_errors", "Kafka errors survived by retrying.", registry=r)
         self.fetcher_restarts = Counter("lifelong_fetcher_restarts", "Fetch processes or threads found dead and "
                                         "rebuilt at the learned positions.", registry=r)
@@ -76,6 +81,8 @@ class DaemonMetrics:
             self.events.labels(outcome)
         for reason in ("non_finite", "oom"):
             self.skipped_steps.labels(reason)
+        for reason in offset_skip_reasons:
+            self.offsets_skipped.labels(reason)
         for reason in dead_letter_reasons:
             self.dead_letters.labels(reason)
         for detector in detectors:

@@ -2,8 +2,10 @@
 
 The daemon must survive, keep /livez at 200, report /readyz 503 during the outage and 200 again after, and go on
 learning. Tansu keeps everything in memory, so the new broker has no topic: the test creates it again and feeds the
-stream from the start; records below the daemon's checkpointed position are recognised and skipped, so learning
-resumes exactly at the first event it had not yet learned.
+stream from the start. The daemon's client still fetches from the position it learned up to, and Tansu answers a
+fetch beyond a partition's end with no records (Kafka would answer OFFSET_OUT_OF_RANGE and the client would start
+again from the beginning, records the position guard drops as learned), so learning resumes exactly at the first
+event it had not yet learned.
 """
 
 from __future__ import annotations

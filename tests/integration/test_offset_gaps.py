@@ -78,6 +78,10 @@ def learn(config: Settings, seen: list[int], timeout: float = 60) -> Daemon:
     return daemon
 
 
+def no_record(daemon: Daemon) -> float:
+    return daemon.metrics.registry.get_sample_value("lifelong_offsets_skipped_total", {"reason": "no_record"})
+
+
 @pytest.mark.parametrize(("client", "fetcher", "prefetch"), [
     ("kafka-python", "thread", 0), ("kafka-python", "thread", 2), ("kafka-python", "process", 2),
     ("confluent", "thread", 2)])
@@ -92,12 +96,14 @@ def test_transaction_markers_are_stepped_over_and_resume_across_one(
     first = learn(settings(shared_broker.bootstrap, topic, tmp_path, client, fetcher, prefetch, N), seen)
     assert seen == offsets  # learned up to the idle exit: each marker stepped over
     assert first.stats.positions[tp] == offsets[-1] + 1  # the checkpoint stands on the last marker's offset
+    assert no_record(first) == 2  # the markers after transactions 1 and 2; the third is not passed yet
 
     offsets += feed_in_transactions(shared_broker.bootstrap, topic, range(3, TRANSACTIONS))
     assert offsets[-1] == N + TRANSACTIONS - 2  # one marker after each transaction: the gaps are there
     second = learn(settings(shared_broker.bootstrap, topic, tmp_path, client, fetcher, prefetch, N), seen)
     assert second.stats.resumed_from is not None
     assert seen == offsets  # every record once, in order, across the restart and every marker
+    assert no_record(first) + no_record(second) == TRANSACTIONS - 1  # each marker between records, once
     probe = open_consumer(settings(shared_broker.bootstrap, topic, tmp_path, client, fetcher, prefetch, 1).kafka)
     try:
         assert probe.committed([tp])[tp] == offsets[-1] + 1

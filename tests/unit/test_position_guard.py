@@ -142,3 +142,42 @@ def test_records_keep_their_order_across_interleaved_partitions():
     kept, seeks = guard.records(records)
     assert [(r.partition, r.offset) for r in kept] == [(0, 1), (0, 2)]
     assert seeks == {("t", 1): 5}
+
+
+def test_a_log_that_goes_back_without_a_seek_is_warned_of_once_and_counted(caplog):
+    """A broker that lost its data (or a topic re-created and fed again) hands out offsets below the position with
+    no seek of ours to explain them: dropped as learned, counted, and said once until the position is passed."""
+    tp = ("t", 0)
+    skipped: list[tuple[str, int]] = []
+    guard = PositionGuard({tp: 100}, on_skip=lambda reason, n: skipped.append((reason, n)))
+    guard.polled()
+    with caplog.at_level("WARNING", logger="lifelong.daemon"):
+        assert guard.start(tp, offsets(0, 1, 2)) == 3
+        assert guard.start(tp, offsets(3, 4)) == 2
+    assert len([r for r in caplog.records if "went back" in r.message]) == 1
+    assert guard.already_learned == 5 and skipped == [("already_learned", 3), ("already_learned", 2)]
+    assert guard.start(tp, offsets(99, 100, 101)) == 1 and guard.positions[tp] == 102  # caught up: learning on
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="lifelong.daemon"):
+        assert guard.start(tp, offsets(0)) == 1  # a second time back: said again
+    assert len([r for r in caplog.records if "went back" in r.message]) == 1
+
+
+def test_records_below_the_position_after_our_own_seek_are_no_warning(caplog):
+    tp = ("t", 0)
+    guard = PositionGuard({tp: 10})
+    guard.sought({tp: 10})  # the resume on assignment
+    guard.polled()
+    with caplog.at_level("WARNING", logger="lifelong.daemon"):
+        assert guard.start(tp, offsets(8, 9, 10)) == 2
+    assert not [r for r in caplog.records if "went back" in r.message]
+    assert guard.already_learned == 2
+
+
+def test_offsets_without_records_inside_a_run_are_counted():
+    tp = ("t", 0)
+    skipped: list[tuple[str, int]] = []
+    guard = PositionGuard({tp: 5}, on_skip=lambda reason, n: skipped.append((reason, n)))
+    guard.polled()
+    assert guard.start(tp, offsets(3, 4, 5, 7, 8, 11)) == 2  # 6, 9 and 10 hold no record (commit markers)
+    assert guard.skipped_offsets == 3 and skipped == [("already_learned", 2), ("no_record", 3)]
