@@ -361,7 +361,7 @@ def format_value(value: float, unit: str) -> str:
         return f"{value * 100:.1f}%"
     if unit == "s":
         if value < 1:
-            return f"{value * 1000:.0f} ms"
+            return f"{value * 1000:.3g} ms"
         return f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min" if value < 7200 else f"{value / 3600:.1f} h"
     suffix = "/s" if unit == "ops" else ""
     for scale, letter in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -387,7 +387,7 @@ def _axis_formatter(unit: str):
     if unit == "percentunit":
         return PercentFormatter(1.0, decimals=0)
     if unit == "s":
-        return FuncFormatter(lambda v, _: f"{v * 1000:.0f} ms" if 0 < abs(v) < 1 else f"{v:.0f} s")
+        return FuncFormatter(lambda v, _: f"{v * 1000:.3g} ms" if 0 < abs(v) < 1 else f"{v:.3g} s")
     if unit == "ops":
         return FuncFormatter(lambda v, _: f"{format_value(v, 'short')}/s")
     return FuncFormatter(lambda v, _: format_value(v, "short") if unit == "short" else f"{v:.3g}")
