@@ -101,7 +101,8 @@ class CodecConfig(Section):
 
     name: Literal["json", "f32", "image"] = Field(default="f32", description="Record format (see Codecs).")
     num_features: PositiveInt | None = Field(
-        default=None, description="Expected feature count per record; others go to the dead-letter topic."
+        default=None, description="Expected feature count per record; others go to the dead-letter topic "
+        "(images with more pixels are refused from their header, before decoding)."
     )
     label_header: str = Field(default="label", description="Kafka header holding the label (image codec).")
 

@@ -432,8 +432,8 @@ class Daemon:
             from lifelong.stream.codecs import get_codec
 
             c = self.settings.codec
-            self._codec_obj = get_codec(c.name, label_header=c.label_header) if c.name == "image" else get_codec(
-                c.name)
+            image = {"label_header": c.label_header, "max_pixels": c.num_features}  # no larger image fits
+            self._codec_obj = get_codec(c.name, **image) if c.name == "image" else get_codec(c.name)
         return self._codec_obj
 
     def _learn(self, x: np.ndarray, y: np.ndarray) -> None:

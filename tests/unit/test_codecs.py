@@ -82,6 +82,71 @@ def test_image_codec_reads_another_label_header_and_rgb() -> None:
     np.testing.assert_array_equal(np.rint(x * 255).astype(np.uint8), img)
 
 
+def _png(array: np.ndarray, mode: str | None = None, **save) -> bytes:
+    import io
+
+    from PIL import Image
+
+    image = Image.fromarray(array) if mode is None else Image.fromarray(array).convert(mode)
+    out = io.BytesIO()
+    image.save(out, format="PNG", **save)
+    return out.getvalue()
+
+
+def test_image_modes_keep_or_convert_their_channels() -> None:
+    codec = get_codec("image")
+    rgba = RNG.integers(0, 256, (5, 6, 4), dtype=np.uint8)
+    x, _ = codec.decode(rec(_png(rgba), headers=[("label", b"1")]))
+    assert x.shape == (4, 5, 6)
+    np.testing.assert_array_equal(np.rint(x * 255).astype(np.uint8), rgba.transpose(2, 0, 1))
+    rgb = RNG.integers(0, 256, (5, 6, 3), dtype=np.uint8)
+    x, _ = codec.decode(rec(_png(rgb, "P"), headers=[("label", b"1")]))  # palette: expanded to RGB
+    assert x.shape == (3, 5, 6)
+    bits = RNG.integers(0, 2, (5, 6), dtype=np.uint8) * 255
+    x, _ = codec.decode(rec(_png(bits, "1"), headers=[("label", b"1")]))  # 1-bit: grey
+    assert x.shape == (1, 5, 6) and set(np.unique(x).tolist()) <= {0.0, 1.0}
+
+
+def test_sixteen_bit_png_is_scaled_to_one() -> None:
+    grey = (np.arange(30, dtype=np.uint16).reshape(5, 6) * 2000)
+    x, _ = get_codec("image").decode(rec(_png(grey), headers=[("label", b"1")]))
+    np.testing.assert_allclose(x[0], grey / 65535.0, atol=1e-6)
+
+
+def test_image_header_reads_the_size_without_decoding() -> None:
+    from lifelong.stream.codecs import image_header
+
+    img = RNG.integers(0, 256, (3, 16, 24), dtype=np.uint8)  # 24 wide, 16 high
+    for fmt in ("png", "jpeg"):
+        value, _ = get_codec("image", format=fmt).encode(img, 1)
+        assert image_header(value) == (fmt, 24, 16, False)
+    assert image_header(_png(img.transpose(1, 2, 0), "P"))[3] is True  # palette
+    for junk in (b"GIF89a" + bytes(20), b"\xff\xd8\xff\xd9", b"\x89PNG\r\n\x1a\n\x00"):
+        with pytest.raises(DecodeError) as err:
+            image_header(junk)
+        assert err.value.reason == "invalid_image"
+
+
+def test_images_above_the_pixel_limit_are_refused_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    value = _png(RNG.integers(0, 256, (32, 32), dtype=np.uint8))
+    headers = [("label", b"1")]
+    with pytest.raises(DecodeError) as err:  # the daemon bounds it by the expected feature count
+        get_codec("image", max_pixels=784).decode(rec(value, headers=headers))
+    assert err.value.reason == "wrong_feature_count" and "32 x 32" in err.value.detail
+    bomb = bytearray(value)
+    bomb[16:24] = struct.pack(">II", 200_000, 200_000)  # a header that would inflate to 40 G pixels
+    decoded: list = []
+    monkeypatch.setattr("torchvision.io.decode_image", lambda *a, **k: decoded.append(a))
+    with pytest.raises(DecodeError) as err:
+        get_codec("image").decode(rec(bytes(bomb), headers=headers))
+    assert err.value.reason == "invalid_image" and "above" in err.value.detail
+    assert decoded == []  # refused from the header: never handed to the decoder
+    monkeypatch.undo()
+    with pytest.raises(DecodeError) as err:
+        get_codec("image").decode(rec(value[: len(value) // 2], headers=headers))  # truncated
+    assert err.value.reason == "invalid_image"
+
+
 def _f32(label: int = 1, version: int = 1, magic: bytes = b"LF", shape=(4,), payload: bytes | None = None):
     head = struct.pack("<2sBBi", magic, version, len(shape), label) + struct.pack(f"<{len(shape)}I", *shape)
     if payload is None:
