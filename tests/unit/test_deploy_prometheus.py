@@ -25,6 +25,7 @@ PROMETHEUS_SERIES = {"up"}
 EXPECTED_ALERTS = {
     "LifelongDown", "LifelongAbsent", "LifelongNotReady", "LifelongAccuracyDrop", "LifelongDriftStorm",
     "LifelongCheckpointStale", "LifelongConsumerLagGrowing", "LifelongDeadLetterRate", "LifelongSkippedSteps",
+    "LifelongFetcherRestarting",
 }
 
 
