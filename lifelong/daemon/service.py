@@ -50,6 +50,8 @@ log = logging.getLogger("lifelong.daemon")
 COMMIT_TIMEOUT_S = 5.0
 # After a broker error the daemon reports not-ready for at least this long, even if a socket looks connected.
 BROKER_ERROR_HOLD_S = 10.0
+# With no partition for this long, the daemon asks the cluster why (a topic missing?) and says so; again as often.
+UNASSIGNED_CHECK_S = 30.0
 
 
 @dataclass
@@ -82,6 +84,8 @@ class Daemon:
         self.stats = RunStats()
         self.pending = PendingRecords()
         self._last_broker_error = -BROKER_ERROR_HOLD_S
+        self._unassigned_check_at: float | None = None  # when to ask why no partition is assigned
+        self._said_missing: set[str] | None = None  # the missing topics last warned of
         self._audit = None
         self._checkpoint_offsets: dict[TopicPartition, int] = {}
         # partitions lost (evicted) -> the position this daemon's model had learned up to when they went
@@ -311,6 +315,40 @@ class Daemon:
         else:
             self.health.set_ready(False, "no partitions assigned" if not assigned else "broker unreachable")
         self.metrics.ready_gauge.set(1 if self.health.ready else 0)
+        self._explain_unassigned({topic for topic, _ in assigned})
+
+    def _explain_unassigned(self, assigned_topics: set[str]) -> None:
+        """A configured topic without a partition here for a while is explained, once per cause: topics the
+        cluster does not have (a typo in kafka.topics, a topic not created yet), or, when they all exist, other
+        members of the group holding them."""
+        now = time.monotonic()
+        waiting = set(self.settings.kafka.topics) - assigned_topics
+        if not waiting:
+            self._unassigned_check_at, self._said_missing = None, None
+            return
+        if self._unassigned_check_at is None:
+            self._unassigned_check_at = now + UNASSIGNED_CHECK_S
+        if now < self._unassigned_check_at or not self._broker_up():
+            return
+        self._unassigned_check_at = now + UNASSIGNED_CHECK_S
+        from lifelong.stream.admin import missing_topics
+
+        kafka = self.settings.kafka
+        try:
+            missing = missing_topics(kafka) & waiting
+        except Exception as exc:  # noqa: BLE001 - only an explanation: the loop goes on without it
+            log.debug("could not list the cluster's topics: %s", exc)
+            return
+        if missing == self._said_missing:
+            return
+        self._said_missing = missing
+        if missing:
+            log.warning("topic(s) %s not on the cluster after %.0fs: waiting for them (check kafka.topics, or "
+                        "create them)", ", ".join(sorted(missing)), UNASSIGNED_CHECK_S)
+        elif not assigned_topics:
+            log.info("no partition assigned after %.0fs though every topic exists: other members of group %r "
+                     "may hold them all (more daemons than partitions), or the group is still joining",
+                     UNASSIGNED_CHECK_S, kafka.group_id)
 
     def _handle_rebalance(self) -> None:
         for event in self.consumer.drain_events():

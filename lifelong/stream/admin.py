@@ -11,7 +11,10 @@ from typing import Any
 from kafka.admin import KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
 
-__all__ = ["create_topic", "list_topics", "partitions_for", "wait_for_topic"]
+from lifelong.config import KafkaConfig
+from lifelong.stream.kafka_options import admin_kwargs
+
+__all__ = ["create_topic", "list_topics", "missing_topics", "partitions_for", "wait_for_topic"]
 
 
 def _admin(bootstrap_servers: str | Iterable[str], **client_kwargs: Any) -> KafkaAdminClient:
@@ -23,6 +26,17 @@ def list_topics(bootstrap_servers: str | Iterable[str], **client_kwargs: Any) ->
     admin = _admin(bootstrap_servers, **client_kwargs)
     try:
         return set(admin.list_topics())
+    finally:
+        admin.close()
+
+
+def missing_topics(cfg: KafkaConfig, timeout_ms: int = 5000) -> set[str]:
+    """The topics of ``cfg.topics`` the cluster does not have (with ``cfg``'s security settings); every request
+    bounded by ``timeout_ms``, so a caller in a loop with a liveness deadline can afford it."""
+    kwargs = admin_kwargs(cfg, request_timeout_ms=timeout_ms)
+    admin = KafkaAdminClient(**kwargs)
+    try:
+        return set(cfg.topics) - set(admin.list_topics())
     finally:
         admin.close()
 
