@@ -52,6 +52,7 @@ COMMIT_TIMEOUT_S = 5.0
 BROKER_ERROR_HOLD_S = 10.0
 # With no partition for this long, the daemon asks the cluster why (a topic missing?) and says so; again as often.
 UNASSIGNED_CHECK_S = 30.0
+UNASSIGNED_CHECK_MAX_S = 600.0
 
 
 @dataclass
@@ -86,6 +87,7 @@ class Daemon:
         self._last_broker_error = -BROKER_ERROR_HOLD_S
         self._unassigned_check_at: float | None = None  # when to ask why no partition is assigned
         self._said_missing: set[str] | None = None  # the missing topics last warned of
+        self._unassigned_wait = UNASSIGNED_CHECK_S  # between two such checks, doubling
         self._audit = None
         self._checkpoint_offsets: dict[TopicPartition, int] = {}
         # partitions lost (evicted) -> the position this daemon's model had learned up to when they went
@@ -324,13 +326,15 @@ class Daemon:
         now = time.monotonic()
         waiting = set(self.settings.kafka.topics) - assigned_topics
         if not waiting:
-            self._unassigned_check_at, self._said_missing = None, None
+            self._unassigned_check_at, self._said_missing, self._unassigned_wait = None, None, UNASSIGNED_CHECK_S
             return
         if self._unassigned_check_at is None:
             self._unassigned_check_at = now + UNASSIGNED_CHECK_S
         if now < self._unassigned_check_at or not self._broker_up():
             return
-        self._unassigned_check_at = now + UNASSIGNED_CHECK_S
+        # a standby member (more daemons than partitions) may wait for ever: ask less and less often, up to 10 min
+        self._unassigned_check_at = now + self._unassigned_wait
+        self._unassigned_wait = min(2 * self._unassigned_wait, UNASSIGNED_CHECK_MAX_S)
         from lifelong.stream.admin import missing_topics
 
         kafka = self.settings.kafka
