@@ -33,6 +33,7 @@ import numpy as np
 
 from lifelong import __version__
 from lifelong.config import Settings
+from lifelong.daemon.bad_streak import BadStreak
 from lifelong.daemon.checkpoint import CheckpointStore
 from lifelong.daemon.factory import build_drift, build_learner, seed_everything, strategy_label, tune_for_stream
 from lifelong.daemon.notify import ServiceNotifier
@@ -84,6 +85,7 @@ class Daemon:
         self._stop = threading.Event()
         self.stats = RunStats()
         self.pending = PendingRecords()
+        self.bad_streak = BadStreak()
         self._last_broker_error = -BROKER_ERROR_HOLD_S
         self._unassigned_check_at: float | None = None  # when to ask why no partition is assigned
         self._said_missing: set[str] | None = None  # the missing topics last warned of
@@ -447,11 +449,16 @@ class Daemon:
                 c, m = self.settings.codec, self.settings.model
                 batch = decode_records(kept, self._codec(), num_features=c.num_features,
                                        feature_shape=None, max_classes=m.max_classes)
-        if batch.bad:
+        reasons = [bad.reason for bad in batch.bad]
+        if reasons:
             self.dead_letters.write(batch.bad)
-            reasons = [bad.reason for bad in batch.bad]
             self.metrics.observe_dead_letters(reasons)
             self.stats.dead_letters += len(reasons)
+        streak = self.bad_streak.observe(len(batch), reasons)
+        if streak:
+            c = self.settings.codec
+            log.warning("%s: do codec.name=%s and codec.num_features=%s match what the producers write?", streak,
+                        c.name, c.num_features)
         self.pending.append(batch)
         self._learn_pending(flush=False)
         if self.on_batch is not None:

@@ -1,0 +1,48 @@
+"""The wrong codec on the real broker: f32 records read as JSON are all dead-lettered, nothing is learned, and
+the log says what the counters cannot: every record was bad, why, and which codec settings to check."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from daemon_helpers import blobs
+
+from lifelong.config import Settings
+from lifelong.daemon.service import Daemon
+from lifelong.stream.broker import EmbeddedBroker
+from lifelong.stream.feed import feed_arrays
+
+pytestmark = pytest.mark.integration
+
+N, FEATURES = 1_200, 16
+
+
+def test_every_record_dead_lettered_is_said_with_the_codec_to_check(
+    shared_broker: EmbeddedBroker, make_topic: Callable[..., str], tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    topic = make_topic(1)
+    x, y = blobs(N, FEATURES)
+    feed_arrays(x, y, topic=topic, bootstrap_servers=shared_broker.bootstrap, codec="f32", progress=False)
+    config = Settings(
+        kafka={"bootstrap_servers": [shared_broker.bootstrap], "topics": [topic], "group_id": f"g-{topic}",
+               "assign": True, "poll_timeout_ms": 500, "max_poll_records": 200},
+        codec={"name": "json", "num_features": FEATURES},
+        model={"name": "mlp", "input_shape": [FEATURES], "hidden": [16], "max_classes": 10},
+        metrics={"port": 0},
+        checkpoint={"dir": str(tmp_path / "ckpt")},
+        daemon={"device": "cpu", "idle_exit_s": 3},
+    )
+    daemon = Daemon(config, install_signal_handlers=False)
+    with caplog.at_level(logging.WARNING, logger="lifelong.daemon"):
+        runner = threading.Thread(target=daemon.run, daemon=True)
+        runner.start()
+        runner.join(60)
+    assert not runner.is_alive()
+    assert daemon.stats.events == 0 and daemon.stats.dead_letters == N
+    said = [r.getMessage() for r in caplog.records if "all dead-lettered" in r.getMessage()]
+    assert len(said) == 1, said  # once, not once a poll
+    assert "invalid_json" in said[0] and "codec.name=json" in said[0]
