@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -101,8 +103,9 @@ class CodecConfig(Section):
 
     name: Literal["json", "f32", "image"] = Field(default="f32", description="Record format (see Codecs).")
     num_features: PositiveInt | None = Field(
-        default=None, description="Expected feature count per record; others go to the dead-letter topic "
-        "(images with more pixels are refused from their header, before decoding)."
+        default=None, description="Expected feature count per record (unset: what model.input_shape takes; "
+        "set, it must match it); others go to the dead-letter topic (images with more pixels are refused from "
+        "their header, before decoding)."
     )
     label_header: str = Field(default="label", description="Kafka header holding the label (image codec).")
 
@@ -369,6 +372,17 @@ class Settings(BaseSettings):
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
 
+    @model_validator(mode="after")
+    def _features_fit_the_model(self) -> Settings:
+        """Records are checked against codec.num_features and fed to the model: sizes that disagree would pass
+        every record and then fail the first training step, and again after every restart."""
+        expected = self.codec.num_features
+        takes = math.prod(self.model.input_shape)
+        if expected is not None and expected != takes:
+            raise ValueError(f"codec.num_features {expected} does not fit model.input_shape {self.model.input_shape} "
+                             f"({takes} features)")
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -397,18 +411,24 @@ class ConfigError(Exception):
         super().__init__(f"invalid configuration {source}:\n{lines}")
 
 
+_NAMED_KEY = re.compile(r"^([a-z_]+\.[a-z_]+) (.+)$", re.DOTALL)
+
+
 def _problems(error: ValidationError) -> list[tuple[str, str]]:
     out = []
     for item in error.errors():
         key = ""
         for part in item["loc"]:
             key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
-        key = key or "(root)"
         reason = item["msg"]
         if item["type"] == "extra_forbidden":
             reason = "unknown key"
         elif item["type"] == "value_error" and "error" in item.get("ctx", {}):
             reason = str(item["ctx"]["error"])  # our validator's own sentence, without pydantic's "Value error, "
+        named = _NAMED_KEY.match(reason) if not key else None
+        if named:  # a check across sections names the key it blames first
+            key, reason = named.group(1), named.group(2)
+        key = key or "(root)"
         out.append((key, reason))
     return out
 

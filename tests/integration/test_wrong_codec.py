@@ -46,3 +46,25 @@ def test_every_record_dead_lettered_is_said_with_the_codec_to_check(
     said = [r.getMessage() for r in caplog.records if "all dead-lettered" in r.getMessage()]
     assert len(said) == 1, said  # once, not once a poll
     assert "invalid_json" in said[0] and "codec.name=json" in said[0]
+
+
+def test_records_the_model_cannot_take_are_dead_lettered_not_a_crash(
+    shared_broker: EmbeddedBroker, make_topic: Callable[..., str], tmp_path: Path,
+) -> None:
+    """No codec.num_features: the model's input size is the rule. The first record used to set it, so 16-feature
+    records passed and an 8-input model failed its first step (and again after every restart)."""
+    topic = make_topic(1)
+    x, y = blobs(N, FEATURES)
+    feed_arrays(x[:N // 2], y[:N // 2], topic=topic, bootstrap_servers=shared_broker.bootstrap, progress=False)
+    fits, fits_y = blobs(N // 2, 8)
+    feed_arrays(fits, fits_y, topic=topic, bootstrap_servers=shared_broker.bootstrap, progress=False)
+    config = Settings(
+        kafka={"bootstrap_servers": [shared_broker.bootstrap], "topics": [topic], "group_id": f"g-{topic}",
+               "assign": True, "poll_timeout_ms": 500},
+        model={"name": "mlp", "input_shape": [8], "hidden": [8], "max_classes": 10},
+        metrics={"port": 0},
+        checkpoint={"dir": str(tmp_path / "ckpt")},
+        daemon={"device": "cpu", "fetcher": "process", "idle_exit_s": 3},
+    )
+    stats = Daemon(config, install_signal_handlers=False).run()
+    assert (stats.events, stats.dead_letters) == (N // 2, N // 2)

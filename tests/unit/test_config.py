@@ -65,7 +65,8 @@ def test_digest_changes_with_model_not_with_kafka():
 
 @pytest.mark.parametrize(
     ("text", "key"),
-    [("optim:\n  lr: 0.1\n  bogus: 1\n", "optim.bogus"), ("optim:\n  lr: -1\n", "optim.lr")],
+    [("optim:\n  lr: 0.1\n  bogus: 1\n", "optim.bogus"), ("optim:\n  lr: -1\n", "optim.lr"),
+     ("codec:\n  num_features: 784\nmodel:\n  input_shape: [64]\n", "codec.num_features: 784 does not fit")],
 )
 def test_check_config_cli_rejects_with_exit_2(tmp_path, text, key):
     result = CliRunner().invoke(app, ["check-config", str(write(tmp_path, text))])
@@ -91,3 +92,12 @@ def test_check_config_rejects_bad_components(tmp_path, text, key):
     result = CliRunner().invoke(app, ["check-config", str(write(tmp_path, text))])
     assert result.exit_code == 2, result.output
     assert key in result.output
+
+
+def test_records_must_fit_the_model():
+    """codec.num_features is what the model takes, or it is refused at start (not at the first training step)."""
+    assert load_settings(None, codec={"num_features": 784}, model={"input_shape": [1, 28, 28]}).codec.num_features
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, codec={"num_features": 100}, model={"input_shape": [1, 28, 28]})
+    assert err.value.problems == [("codec.num_features", "100 does not fit model.input_shape [1, 28, 28] (784 "
+                                                         "features)")]
