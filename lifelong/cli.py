@@ -112,9 +112,13 @@ def run(
     from lifelong.logs import setup_logging
 
     setup_logging(settings.daemon.log_format, settings.daemon.log_level)
-    from lifelong.daemon.service import Daemon
+    from lifelong.daemon.service import Daemon, StartupError
 
-    stats = Daemon(settings).run()
+    try:
+        stats = Daemon(settings).run()
+    except StartupError as exc:
+        console.print(f"[red]error:[/red] cannot start: {exc}")
+        raise typer.Exit(2) from exc
     console.print(f"learned {stats.events} events at {stats.events_per_second:,.0f}/s, "
                   f"{stats.dead_letters} dead letters, {stats.checkpoints} checkpoints")
 

@@ -78,6 +78,9 @@ class CheckpointStore:
         self.keep = keep
         self.config_digest = config_digest
         self.directory.mkdir(parents=True, exist_ok=True)
+        # a folder that cannot take a file must fail here, at start, not at the first checkpoint
+        with tempfile.NamedTemporaryFile(dir=self.directory, prefix=".probe-"):
+            pass
 
     def paths(self) -> list[tuple[int, Path]]:
         """Existing checkpoints, newest first."""

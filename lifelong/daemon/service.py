@@ -19,6 +19,7 @@ At-least-once and nothing lost:
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import logging
@@ -26,7 +27,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,15 @@ BROKER_ERROR_HOLD_S = 10.0
 # With no partition for this long, the daemon asks the cluster why (a topic missing?) and says so; again as often.
 UNASSIGNED_CHECK_S = 30.0
 UNASSIGNED_CHECK_MAX_S = 600.0
+
+
+class StartupError(RuntimeError):
+    """A setting the daemon cannot start with (a folder it cannot write, a port taken): ``key`` names it."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        self.reason = reason
+        super().__init__(f"{key}: {reason}")
 
 
 @dataclass
@@ -142,11 +152,14 @@ class Daemon:
         self.metrics.set_build_info(__version__, strategy_label(s), str(device))
         self.drift, self.reactor = build_drift(s)
         if s.daemon.audit_log is not None:
-            s.daemon.audit_log.parent.mkdir(parents=True, exist_ok=True)
-            self._audit = s.daemon.audit_log.open("a")
-        self.store = CheckpointStore(s.checkpoint.dir, keep=s.checkpoint.keep, config_digest=s.digest())
+            with _startup("daemon.audit_log", s.daemon.audit_log):
+                s.daemon.audit_log.parent.mkdir(parents=True, exist_ok=True)
+                self._audit = s.daemon.audit_log.open("a")
+        with _startup("checkpoint.dir", s.checkpoint.dir):
+            self.store = CheckpointStore(s.checkpoint.dir, keep=s.checkpoint.keep, config_digest=s.digest())
         self._restore()
-        self.server = MetricsServer(self.metrics, self.health, s.metrics.host, s.metrics.port).start()
+        with _startup("metrics.port", f"{s.metrics.host}:{s.metrics.port}"):
+            self.server = MetricsServer(self.metrics, self.health, s.metrics.host, s.metrics.port).start()
         log.info("metrics on %s/metrics (also /livez, /readyz)", self.server.url)
 
     def _restore(self) -> None:
@@ -624,6 +637,16 @@ class Daemon:
             self.notifier.close()
         log.info("stopped after %d events (%d dead letters, %d checkpoints)", self.stats.events,
                  self.stats.dead_letters, self.stats.checkpoints)
+
+
+@contextlib.contextmanager
+def _startup(key: str, value: object) -> Iterator[None]:
+    """An OSError while opening what setting ``key`` names becomes a StartupError that says which and why."""
+    try:
+        yield
+    except OSError as exc:
+        hint = " (another daemon on it?)" if exc.errno == errno.EADDRINUSE else ""
+        raise StartupError(key, f"{value}: {exc.strerror or exc}{hint}") from exc
 
 
 def _fmt_offsets(offsets: dict[TopicPartition, int]) -> str:

@@ -1,0 +1,51 @@
+"""`lifelong run` with a setting it cannot start with: one line naming the key and why, exit 2, no traceback.
+Both are found before any broker is contacted (the config points at a closed port)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from lifelong.cli import app
+
+
+@pytest.fixture(autouse=True)
+def logging_restored() -> Iterator[None]:
+    """`lifelong run` sets up the process's logging (a handler on CliRunner's stderr, kafka-python quiet)."""
+    root, kafka = logging.getLogger(), logging.getLogger("kafka")
+    handlers, level, kafka_level = root.handlers[:], root.level, kafka.level
+    yield
+    root.handlers[:], root.level = handlers, level
+    kafka.setLevel(kafka_level)
+
+
+def run(tmp_path: Path, **sections: dict) -> tuple[int, str]:
+    config = {"kafka": {"bootstrap_servers": ["127.0.0.1:1"]}, "metrics": {"port": 0},
+              "checkpoint": {"dir": str(tmp_path / "ckpt")}, **sections}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(app, ["run", "--config", str(path), "--idle-exit", "1"])
+    return result.exit_code, result.output
+
+
+def test_a_checkpoint_dir_that_cannot_be_made(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    code, output = run(tmp_path, checkpoint={"dir": str(tmp_path / "file" / "ckpt")})
+    assert code == 2, output
+    assert "cannot start: checkpoint.dir" in output and "Traceback" not in output
+
+
+def test_a_metrics_port_already_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, output = run(tmp_path, metrics={"port": port})
+    assert code == 2, output
+    assert f"cannot start: metrics.port: 127.0.0.1:{port}" in output and "another daemon" in output
