@@ -580,7 +580,13 @@ class Daemon:
             "drift": self.drift.state_dict(),
             "counters": self._counter_state(),
         }
-        path = self.store.save(state, offsets)
+        try:
+            path = self.store.save(state, offsets)
+        except OSError as exc:  # a full or failing disk: keep learning, commit nothing the disk does not hold
+            self.metrics.checkpoint_failures.inc()
+            log.error("checkpoint not written to %s (%s): offsets not committed; trying again at the next "
+                      "checkpoint", self.store.directory, exc.strerror or exc)
+            return False
         self._checkpoint_offsets.update(offsets)
         self.stats.checkpoints += 1
         self.metrics.checkpoint_time.set(time.time())

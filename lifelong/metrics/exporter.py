@@ -56,6 +56,9 @@ class DaemonMetrics:
                                     ["reason"], registry=r)
         self.checkpoint_time = Gauge("lifelong_checkpoint_timestamp_seconds",
                                      "Unix time of the last durable checkpoint.", registry=r)
+        self.checkpoint_failures = Counter("lifelong_checkpoint_failures", "Checkpoints that could not be "
+                                           "written (disk full or failing); their offsets were not committed.",
+                                           registry=r)
         self.checkpoint_bytes = Gauge("lifelong_checkpoint_bytes", "Size of the last checkpoint file.", registry=r)
         self.skipped_steps = Counter("lifelong_skipped_steps", "Training steps skipped, by reason.", ["reason"],
                                      registry=r)
