@@ -12,7 +12,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -395,8 +395,23 @@ class Settings(BaseSettings):
         # Environment first so that it overrides the file passed as init kwargs.
         return (env_settings, init_settings)
 
+    #: What a checkpoint's state is shaped by: another value here and the saved tensors no longer fit. Tuning the
+    #: rest (the replay ratio, a codec setting, the optimizer) keeps the model. The strategies count whole: some
+    #: of their parameters size a memory of their own (A-GEM's and DER++'s ``memory``).
+    STATE_KEYS: ClassVar[dict[str, set[str]]] = {
+        "model": {"name", "input_shape", "hidden", "max_classes"},
+        "replay": {"kind", "capacity", "nme", "generator_latent", "generator_hidden"},
+    }
+
     def digest(self) -> str:
-        """A short hash of the learning-relevant config, stored in checkpoints to refuse incompatible ones."""
+        """A short hash of what shapes the learner's state, stored in checkpoints to refuse ones that cannot fit:
+        :data:`STATE_KEYS` and the strategies."""
+        relevant = self.model_dump(mode="json", include={**self.STATE_KEYS, "strategies": True})
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+    def legacy_digest(self) -> str:
+        """The digest checkpoints were written with up to lifelong 2026-12-02: every key of model, codec, replay
+        and strategies. Still accepted, so that those checkpoints resume."""
         relevant = self.model_dump(mode="json", include={"model", "codec", "replay", "strategies"})
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 

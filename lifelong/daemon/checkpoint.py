@@ -34,6 +34,10 @@ class CheckpointError(Exception):
     """A checkpoint file that cannot be used; the message says why."""
 
 
+class ForeignCheckpoint(CheckpointError):
+    """A sound checkpoint of a learner of another shape (model, replay memory or strategies: Settings.digest)."""
+
+
 def to_safe(value: Any) -> Any:
     """Numpy arrays become tensors so the payload loads with ``weights_only=True``."""
     if isinstance(value, np.ndarray):
@@ -73,10 +77,11 @@ class Checkpoint:
 class CheckpointStore:
     """A folder of numbered checkpoints; the newest ``keep`` are kept."""
 
-    def __init__(self, directory: Path, keep: int = 3, config_digest: str = ""):
+    def __init__(self, directory: Path, keep: int = 3, config_digest: str = "", also_accept: tuple[str, ...] = ()):
         self.directory = Path(directory)
         self.keep = keep
-        self.config_digest = config_digest
+        self.config_digest = config_digest  # written into every checkpoint; read ones must carry it
+        self.accepted = {config_digest, *also_accept}  # or one of these (an older digest of the same config)
         self.directory.mkdir(parents=True, exist_ok=True)
         # a folder that cannot take a file must fail here, at start, not at the first checkpoint
         with tempfile.NamedTemporaryFile(dir=self.directory, prefix=".probe-"):
@@ -145,18 +150,20 @@ class CheckpointStore:
             raise CheckpointError(f"{path.name}: refused by the safe loader ({exc})") from exc
         if state.get("format") != FORMAT_VERSION:
             raise CheckpointError(f"{path.name}: format {state.get('format')} is not {FORMAT_VERSION}")
-        if self.config_digest and state.get("config_digest") != self.config_digest:
-            raise CheckpointError(
+        if self.config_digest and state.get("config_digest") not in self.accepted:
+            raise ForeignCheckpoint(
                 f"{path.name}: written by an incompatible config (digest {state.get('config_digest')}, "
-                f"this config {self.config_digest}: model, codec, replay or strategies changed)"
+                f"this config {self.config_digest}: the model, the replay memory or the strategies changed)"
             )
         return state
 
     def latest(self) -> Checkpoint | None:
-        """The newest checkpoint that verifies; bad ones are logged and skipped."""
+        """The newest checkpoint that verifies; bad ones are logged, skipped and kept in ``refused``."""
+        self.refused: list[CheckpointError] = []
         for sequence, path in self.paths():
             try:
                 return Checkpoint(path, sequence, self.read(path))
             except CheckpointError as exc:
+                self.refused.append(exc)
                 log.error("checkpoint refused: %s; trying the one before it", exc)
         return None

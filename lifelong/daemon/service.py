@@ -36,7 +36,7 @@ import numpy as np
 from lifelong import __version__
 from lifelong.config import Settings
 from lifelong.daemon.bad_streak import BadStreak
-from lifelong.daemon.checkpoint import CheckpointStore
+from lifelong.daemon.checkpoint import CheckpointStore, ForeignCheckpoint
 from lifelong.daemon.factory import build_drift, build_learner, seed_everything, strategy_label, tune_for_stream
 from lifelong.daemon.notify import ServiceNotifier
 from lifelong.daemon.pending import PendingRecords
@@ -156,7 +156,8 @@ class Daemon:
                 s.daemon.audit_log.parent.mkdir(parents=True, exist_ok=True)
                 self._audit = s.daemon.audit_log.open("a")
         with _startup("checkpoint.dir", s.checkpoint.dir):
-            self.store = CheckpointStore(s.checkpoint.dir, keep=s.checkpoint.keep, config_digest=s.digest())
+            self.store = CheckpointStore(s.checkpoint.dir, keep=s.checkpoint.keep, config_digest=s.digest(),
+                                         also_accept=(s.legacy_digest(),))
         self._restore()
         with _startup("metrics.port", f"{s.metrics.host}:{s.metrics.port}"):
             self.server = MetricsServer(self.metrics, self.health, s.metrics.host, s.metrics.port).start()
@@ -164,6 +165,12 @@ class Daemon:
 
     def _restore(self) -> None:
         checkpoint = self.store.latest()
+        if checkpoint is None and any(isinstance(exc, ForeignCheckpoint) for exc in self.store.refused):
+            # a new model here would soon prune the old one's checkpoints (checkpoint.keep): never silently
+            raise StartupError("checkpoint.dir", f"{self.store.directory} holds the checkpoints of a model of another "
+                               "shape (the model, the replay memory or the strategies changed) and none of this one: "
+                               "restore that configuration, or point checkpoint.dir at an empty folder to start a "
+                               "new model")
         if checkpoint is None:
             log.info("no checkpoint in %s: starting fresh", self.store.directory)
             return

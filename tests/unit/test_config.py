@@ -57,10 +57,26 @@ def test_sasl_needs_mechanism(tmp_path):
     assert "sasl_mechanism" in err.value.problems[0][1]
 
 
-def test_digest_changes_with_model_not_with_kafka():
+def test_digest_changes_with_the_state_shape_only():
+    """Tuning what does not shape the saved tensors keeps the model's checkpoints usable."""
     base = load_settings(None)
-    assert load_settings(None, kafka={"topics": ["other"]}).digest() == base.digest()
-    assert load_settings(None, model={"hidden": [10]}).digest() != base.digest()
+    for same in ({"kafka": {"topics": ["other"]}}, {"replay": {"batch_size": 64}}, {"codec": {"num_features": 784}},
+                 {"optim": {"lr": 0.5}}):
+        assert load_settings(None, **same).digest() == base.digest(), same
+    for other in ({"model": {"hidden": [10]}}, {"model": {"max_classes": 20}}, {"replay": {"capacity": 100}},
+                  {"replay": {"kind": "herding"}}, {"strategies": [{"name": "ewc"}]}):
+        assert load_settings(None, **other).digest() != base.digest(), other
+
+
+def test_checkpoints_of_the_legacy_digest_still_load(tmp_path):
+    from lifelong.daemon.checkpoint import CheckpointStore
+
+    settings = load_settings(None, replay={"batch_size": 64})
+    assert settings.legacy_digest() != settings.digest()
+    CheckpointStore(tmp_path, config_digest=settings.legacy_digest()).save({"x": 1}, {("t", 0): 5})
+    store = CheckpointStore(tmp_path, config_digest=settings.digest(), also_accept=(settings.legacy_digest(),))
+    assert store.latest().offsets == {("t", 0): 5}
+    assert CheckpointStore(tmp_path, config_digest=settings.digest()).latest() is None  # without it: refused
 
 
 @pytest.mark.parametrize(

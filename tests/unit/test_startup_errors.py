@@ -49,3 +49,14 @@ def test_a_metrics_port_already_taken(tmp_path: Path) -> None:
         code, output = run(tmp_path, metrics={"port": port})
     assert code == 2, output
     assert f"cannot start: metrics.port: 127.0.0.1:{port}" in output and "another daemon" in output
+
+
+def test_a_checkpoint_dir_of_another_model_is_not_taken_over(tmp_path: Path) -> None:
+    """Starting fresh there would prune the other model's checkpoints after checkpoint.keep new ones."""
+    from lifelong.daemon.checkpoint import CheckpointStore
+
+    CheckpointStore(tmp_path / "ckpt", config_digest="another-model").save({"learner": {}}, {})
+    code, output = run(tmp_path)
+    assert code == 2, output
+    assert "cannot start: checkpoint.dir" in output and "of another shape" in output
+    assert len(list((tmp_path / "ckpt").glob("ckpt-*.pt"))) == 1  # left as it was
