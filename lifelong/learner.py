@@ -334,6 +334,27 @@ class Learner:
         """Forget momentum/Adam moments (they point the old concept's way)."""
         self.optimizer.state.clear()
 
+    def _load_optimizer(self, state: dict[str, Any]) -> None:
+        configured = [{key: value for key, value in group.items() if key != "params"}
+                      for group in self.optimizer.param_groups]
+        saved = state["optimizer"]
+        saved_name = state.get("optimizer_name")
+        same = (saved_name == type(self.optimizer).__name__ if saved_name is not None  # older checkpoints: by keys
+                else [set(g) - {"params"} for g in saved["param_groups"]] == [set(c) for c in configured])
+        saved_base = [float(v) for v in state["base_lrs"].tolist()]
+        if same:
+            self.optimizer.load_state_dict(saved)  # replaces the param_groups with the checkpoint's
+            for group, conf, base in zip(self.optimizer.param_groups, configured, saved_base, strict=True):
+                boost = group["lr"] / base if base else 1.0  # a drift reaction's lr boost under way
+                group.update(conf)
+                group["lr"] = conf["lr"] * boost
+        else:
+            log.info("optimizer changed (%s in the checkpoint, %s now): its state starts afresh, the model's "
+                     "weights are kept", saved_name or "another kind", type(self.optimizer).__name__)
+        self._base_lrs = [conf["lr"] for conf in configured]
+        if [round(b, 12) for b in saved_base] != [round(b, 12) for b in self._base_lrs]:
+            log.info("optim.lr %s applies (the checkpoint's was %s)", self._base_lrs, saved_base)
+
     def plugin_metrics(self) -> dict[str, Any]:
         """Every plugin's gauges; per-class counts reported by several plugins (a replay memory and DER++'s own
         buffer, say) are summed rather than overwritten."""
@@ -351,6 +372,7 @@ class Learner:
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "optimizer_name": type(self.optimizer).__name__,
             "class_mask": self.class_mask.cpu(),
             "counters": torch.tensor([self.events_seen, self.train_steps, self.skipped_steps, self.boundaries,
                                       self._lr_boost_until]),
@@ -361,12 +383,14 @@ class Learner:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from ``state``. The configured optimizer's hyperparameters (lr, weight decay, momentum, betas)
+        apply, not the checkpoint's, so a changed ``optim`` setting takes effect on restart; its per-parameter
+        state (moments, momentum buffers) is kept when the optimizer is the same kind, else it starts afresh."""
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self._load_optimizer(state)
         self.class_mask.copy_(state["class_mask"].to(self.device))
         counters = [int(v) for v in state["counters"].tolist()]
         self.events_seen, self.train_steps, self.skipped_steps, self.boundaries, self._lr_boost_until = counters
-        self._base_lrs = [float(v) for v in state["base_lrs"].tolist()]
         for plugin in self.plugins:
             plugin.load_state_dict(state["plugins"].get(plugin.name, {}))
         if "torch_rng" in state:

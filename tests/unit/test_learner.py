@@ -83,6 +83,45 @@ def test_state_round_trip_continues_identically():
         assert torch.equal(p, q)
 
 
+def _with(optimizer: str, lr: float, **kwargs) -> Learner:
+    torch.manual_seed(0)
+    model = build_model("mlp", [8], 5, [16])
+    return Learner(model, build_optimizer(optimizer, model.parameters(), lr, **kwargs), batch_size=16)
+
+
+def test_a_resumed_learner_takes_the_configured_optimizer_settings():
+    """A changed optim.lr (or momentum) applies on restart; the moments of the same optimizer are kept."""
+    a = _with("adam", 0.01)
+    a.process(*blobs([0, 1, 2]))
+    b = _with("adam", 0.002)
+    b.load_state_dict(a.state_dict())
+    assert b.optimizer.param_groups[0]["lr"] == 0.002 and b._base_lrs == [0.002]
+    first = next(iter(a.model.parameters()))
+    assert torch.equal(b.optimizer.state[next(iter(b.model.parameters()))]["exp_avg"],
+                       a.optimizer.state[first]["exp_avg"])
+    b.process(*blobs([0, 1, 2], seed=1))  # steps on from the kept moments
+
+
+def test_another_optimizer_starts_its_state_afresh_and_keeps_the_weights():
+    a = _with("adam", 0.01)
+    a.process(*blobs([0, 1, 2]))
+    b = _with("sgd", 0.05, momentum=0.9)
+    b.load_state_dict(a.state_dict())  # Adam's moments into SGD used to fail at the first step (KeyError)
+    for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert b.optimizer.param_groups[0]["lr"] == 0.05 and not b.optimizer.state
+    b.process(*blobs([0, 1, 2], seed=1))
+
+
+def test_a_drift_boost_under_way_survives_a_restart_on_the_configured_lr():
+    a = _with("sgd", 0.1)
+    a.boost_lr(5.0, events=10_000)
+    a.process(*blobs([0, 1]))
+    b = _with("sgd", 0.2)
+    b.load_state_dict(a.state_dict())
+    assert b.optimizer.param_groups[0]["lr"] == pytest.approx(1.0)  # the new base, still boosted 5x
+
+
 def test_lr_boost_restores():
     learner = make_learner(lr=0.1)
     learner.boost_lr(5.0, events=100)

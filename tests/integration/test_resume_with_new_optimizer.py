@@ -1,0 +1,50 @@
+"""A restart with another optimizer setting, on the real broker: the daemon resumes the model from its checkpoint,
+applies the configured optimizer (Adam's checkpoint into SGD used to raise at the first step, and a changed lr
+was overwritten by the checkpoint's), and learns the rest of the stream once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from daemon_helpers import blobs
+
+from lifelong.config import Settings
+from lifelong.daemon.service import Daemon
+from lifelong.stream.broker import EmbeddedBroker
+from lifelong.stream.feed import feed_arrays
+
+pytestmark = pytest.mark.integration
+
+N, FEATURES = 2_000, 16
+
+
+@pytest.mark.parametrize(("optim", "lr"), [({"name": "sgd", "momentum": 0.9}, 0.05), ({"name": "adam"}, 0.002)])
+def test_resume_under_another_optimizer_setting(
+    optim: dict, lr: float, shared_broker: EmbeddedBroker, make_topic: Callable[..., str], tmp_path: Path,
+) -> None:
+    topic = make_topic(1)
+    x, y = blobs(N, FEATURES)
+    feed_arrays(x, y, topic=topic, bootstrap_servers=shared_broker.bootstrap, progress=False)
+
+    def settings(optimizer: dict, max_events: int) -> Settings:
+        return Settings(
+            kafka={"bootstrap_servers": [shared_broker.bootstrap], "topics": [topic], "group_id": f"g-{topic}",
+                   "assign": True, "poll_timeout_ms": 500, "max_poll_records": 250},
+            codec={"name": "f32", "num_features": FEATURES},
+            model={"name": "mlp", "input_shape": [FEATURES], "hidden": [16], "max_classes": 10},
+            optim={"batch_size": 50, **optimizer},
+            metrics={"port": 0},
+            checkpoint={"dir": str(tmp_path / "ckpt")},
+            daemon={"device": "cpu", "fetcher": "thread", "micro_batch": 250, "max_events": max_events,
+                    "idle_exit_s": 3},
+        )
+
+    first = Daemon(settings({"name": "adam", "lr": 0.01}, N // 2), install_signal_handlers=False)
+    assert first.run().events == N // 2
+    second = Daemon(settings({**optim, "lr": lr}, N), install_signal_handlers=False)
+    stats = second.run()
+    assert stats.resumed_from is not None
+    assert stats.events == N and stats.positions == {(topic, 0): N}  # the second half, once
+    assert second.learner.optimizer.param_groups[0]["lr"] == lr
