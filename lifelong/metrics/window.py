@@ -52,9 +52,14 @@ class RingWindow:
         return {"values": self._values.copy(), "next": self._next, "count": self._count}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._values = np.asarray(state["values"], dtype=np.float64).copy()
-        self._next = int(state["next"])
-        self._count = int(state["count"])
+        """Restore, into this window's size: a window saved at another ``metrics.window`` keeps its newest
+        values (a ring of another length written in place would index past its end)."""
+        values = np.asarray(state["values"], dtype=np.float64)
+        count, start = int(state["count"]), int(state["next"])
+        oldest_first = values[:count] if count < values.shape[0] else np.roll(values, -start)
+        self._values = np.zeros(self.size, dtype=np.float64)
+        self._next = self._count = 0
+        self.extend(oldest_first)
 
 
 class PerClassWindows:

@@ -1,6 +1,7 @@
-"""A restart with another optimizer setting, on the real broker: the daemon resumes the model from its checkpoint,
-applies the configured optimizer (Adam's checkpoint into SGD used to raise at the first step, and a changed lr
-was overwritten by the checkpoint's), and learns the rest of the stream once."""
+"""A restart with other optimizer and metrics settings, on the real broker: the daemon resumes the model from its
+checkpoint, applies the configured optimizer (Adam's checkpoint into SGD used to raise at the first step, and a
+changed lr was overwritten by the checkpoint's) and metrics.window (the saved accuracy windows were written past
+their end), and learns the rest of the stream once."""
 
 from __future__ import annotations
 
@@ -28,23 +29,25 @@ def test_resume_under_another_optimizer_setting(
     x, y = blobs(N, FEATURES)
     feed_arrays(x, y, topic=topic, bootstrap_servers=shared_broker.bootstrap, progress=False)
 
-    def settings(optimizer: dict, max_events: int) -> Settings:
+    def settings(optimizer: dict, max_events: int, window: int) -> Settings:
         return Settings(
             kafka={"bootstrap_servers": [shared_broker.bootstrap], "topics": [topic], "group_id": f"g-{topic}",
                    "assign": True, "poll_timeout_ms": 500, "max_poll_records": 250},
             codec={"name": "f32", "num_features": FEATURES},
             model={"name": "mlp", "input_shape": [FEATURES], "hidden": [16], "max_classes": 10},
             optim={"batch_size": 50, **optimizer},
-            metrics={"port": 0},
+            metrics={"port": 0, "window": window},
             checkpoint={"dir": str(tmp_path / "ckpt")},
             daemon={"device": "cpu", "fetcher": "thread", "micro_batch": 250, "max_events": max_events,
                     "idle_exit_s": 3},
         )
 
-    first = Daemon(settings({"name": "adam", "lr": 0.01}, N // 2), install_signal_handlers=False)
+    first = Daemon(settings({"name": "adam", "lr": 0.01}, N // 2, 1000), install_signal_handlers=False)
     assert first.run().events == N // 2
-    second = Daemon(settings({**optim, "lr": lr}, N), install_signal_handlers=False)
+    # metrics.window changed too: the accuracy windows are re-laid, not written past their end
+    second = Daemon(settings({**optim, "lr": lr}, N, 300), install_signal_handlers=False)
     stats = second.run()
     assert stats.resumed_from is not None
     assert stats.events == N and stats.positions == {(topic, 0): N}  # the second half, once
     assert second.learner.optimizer.param_groups[0]["lr"] == lr
+    assert 0 <= second.metrics.registry.get_sample_value("lifelong_accuracy_ratio") <= 1

@@ -24,6 +24,19 @@ def test_ring_window_keeps_last_values():
     assert other.mean() == window.mean() == 0.5
 
 
+@pytest.mark.parametrize("size", [3, 5, 8])
+def test_ring_window_restored_at_another_size_keeps_the_newest_values(size):
+    """metrics.window changed between two runs: the saved ring is re-laid, newest values kept (it crashed)."""
+    saved, seen = RingWindow(5), list(range(12))
+    saved.extend(np.asarray(seen, dtype=float))  # wrapped: holds 7..11, oldest not at index 0
+    window = RingWindow(size)
+    window.load_state_dict(saved.state_dict())
+    kept = seen[-min(size, 5):]
+    assert len(window) == len(kept) and window.mean() == pytest.approx(np.mean(kept))
+    window.extend(np.array([100.0, 200.0]))
+    assert window.mean() == pytest.approx(np.mean((kept + [100, 200])[-size:]))
+
+
 def test_ring_window_partial_and_wrapping_matches_numpy():
     rng = np.random.default_rng(0)
     window, seen = RingWindow(50), []
