@@ -112,3 +112,59 @@ def blobs(n: int, features: int = 32, classes: int = 10, seed: int = 0) -> tuple
     y = rng.integers(0, classes, n)
     x = (centres[y] + rng.normal(0, 0.7, (n, features))).astype(np.float32)
     return x, y.astype(np.int64)
+
+
+def daemon_settings(bootstrap: str, topic: str | list[str], ckpt: Path, features: int = 16, **sections: dict):
+    """Settings for a daemon run in the test's own process: one small MLP over ``features`` f32 features, assigned
+    partitions, short polls, the CPU; ``sections`` override keys section by section."""
+    from lifelong.config import Settings
+
+    config: dict[str, Any] = {
+        "kafka": {"bootstrap_servers": [bootstrap], "topics": [topic] if isinstance(topic, str) else list(topic),
+                  "group_id": f"g-{topic if isinstance(topic, str) else topic[0]}", "assign": True,
+                  "poll_timeout_ms": 500},
+        "codec": {"name": "f32", "num_features": features},
+        "model": {"name": "mlp", "input_shape": [features], "hidden": [16], "max_classes": 10},
+        "metrics": {"port": 0},
+        "checkpoint": {"dir": str(ckpt)},
+        "daemon": {"device": "cpu", "idle_exit_s": 3},
+    }
+    for section, values in sections.items():
+        config[section] = {**config.get(section, {}), **values}
+    return Settings(**config)
+
+
+class Running:
+    """A Daemon run on a thread for the ``with`` block; stopped and joined on the way out, whatever happened."""
+
+    def __init__(self, daemon: Any, timeout: float = 60) -> None:
+        import threading
+
+        self.daemon = daemon
+        self.timeout = timeout
+        self.thread = threading.Thread(target=daemon.run, daemon=True)
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        return self
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until the run ends by itself (max_events, idle_exit_s); True if it did."""
+        self.thread.join(self.timeout if timeout is None else timeout)
+        return not self.thread.is_alive()
+
+    def __exit__(self, *exc: object) -> None:
+        self.daemon.stop()
+        self.thread.join(self.timeout)
+        assert not self.thread.is_alive(), "the daemon did not stop"
+
+
+def fed_topic(bootstrap: str, make_topic: Any, n: int, features: int = 16, seed: int = 0
+              ) -> tuple[str, np.ndarray, np.ndarray]:
+    """A new one-partition topic holding ``n`` f32 records of :func:`blobs`; returns it and the arrays fed."""
+    from lifelong.stream.feed import feed_arrays
+
+    topic = make_topic(1)
+    x, y = blobs(n, features, seed=seed)
+    feed_arrays(x, y, topic=topic, bootstrap_servers=bootstrap, progress=False)
+    return topic, x, y

@@ -5,19 +5,16 @@ again checkpoints and commits everything it learned; every record learned once."
 from __future__ import annotations
 
 import errno
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from daemon_helpers import blobs
+from daemon_helpers import Running, daemon_settings, fed_topic
 
-from lifelong.config import Settings
 from lifelong.daemon.checkpoint import CheckpointStore
 from lifelong.daemon.service import Daemon
 from lifelong.stream.broker import EmbeddedBroker
 from lifelong.stream.consumer import open_consumer
-from lifelong.stream.feed import feed_arrays
 
 pytestmark = pytest.mark.integration
 
@@ -27,18 +24,10 @@ N, FEATURES, FULL = 3_000, 16, range(1_000, 2_000)
 def test_checkpoints_that_fail_for_a_while_lose_nothing(
     shared_broker: EmbeddedBroker, make_topic: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    topic = make_topic(1)
-    x, y = blobs(N, FEATURES)
-    feed_arrays(x, y, topic=topic, bootstrap_servers=shared_broker.bootstrap, progress=False)
-    config = Settings(
-        kafka={"bootstrap_servers": [shared_broker.bootstrap], "topics": [topic], "group_id": f"g-{topic}",
-               "assign": True, "poll_timeout_ms": 500, "max_poll_records": 100},
-        codec={"name": "f32", "num_features": FEATURES},
-        model={"name": "mlp", "input_shape": [FEATURES], "hidden": [16], "max_classes": 10},
-        metrics={"port": 0},
-        checkpoint={"dir": str(tmp_path / "ckpt"), "every_events": 200},
-        daemon={"device": "cpu", "fetcher": "thread", "micro_batch": 100, "max_events": N, "idle_exit_s": 5},
-    )
+    topic, x, y = fed_topic(shared_broker.bootstrap, make_topic, N, FEATURES)
+    config = daemon_settings(shared_broker.bootstrap, topic, tmp_path / "ckpt", FEATURES,
+                             kafka={"max_poll_records": 100}, checkpoint={"every_events": 200},
+                             daemon={"fetcher": "thread", "micro_batch": 100, "max_events": N, "idle_exit_s": 5})
     state = {"full": False, "commits_when_full": None, "commits_after": None}
     save = CheckpointStore.save
 
@@ -60,10 +49,8 @@ def test_checkpoints_that_fail_for_a_while_lose_nothing(
         state["full"] = full
 
     daemon = Daemon(config, install_signal_handlers=False, on_batch=on_batch)
-    runner = threading.Thread(target=daemon.run, daemon=True)
-    runner.start()
-    runner.join(120)
-    assert not runner.is_alive()
+    with Running(daemon, timeout=120) as run:
+        assert run.wait()
     assert seen == list(range(N))
     failures = daemon.metrics.registry.get_sample_value("lifelong_checkpoint_failures_total")
     assert failures >= 3  # a checkpoint every 200 events, for 1,000 events

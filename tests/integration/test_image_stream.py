@@ -5,17 +5,15 @@ with their reasons, by the thread fetcher and by a fetch process (which decodes 
 from __future__ import annotations
 
 import struct
-import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from daemon_helpers import blobs
+from daemon_helpers import Running, blobs, daemon_settings
 from kafka import KafkaConsumer, KafkaProducer
 
-from lifelong.config import Settings
 from lifelong.daemon.service import Daemon
 from lifelong.stream.broker import EmbeddedBroker
 from lifelong.stream.codecs import get_codec
@@ -61,22 +59,15 @@ def test_image_records_are_learned_and_bad_ones_dead_lettered(
     feed_arrays(x[N // 2:], y[N // 2:], topic=topic, bootstrap_servers=shared_broker.bootstrap, codec="image",
                 progress=False)
 
-    config = Settings(
-        kafka={"bootstrap_servers": [shared_broker.bootstrap], "topics": [topic], "group_id": f"g-{topic}",
-               "assign": True, "poll_timeout_ms": 500, "max_poll_records": 100},
-        codec={"name": "image", "num_features": SIDE * SIDE},
-        model={"name": "mlp", "input_shape": [1, SIDE, SIDE], "hidden": [32], "max_classes": 10},
-        optim={"name": "adam", "lr": 0.01, "batch_size": 32},
-        metrics={"port": 0},
-        checkpoint={"dir": str(tmp_path / "ckpt"), "every_events": 10_000},
-        daemon={"device": "cpu", "fetcher": fetcher, "micro_batch": 32, "max_events": N,
-                "idle_exit_s": 20},  # a fetch process imports torchvision at its first image: seconds,
+    config = daemon_settings(
+        shared_broker.bootstrap, topic, tmp_path / "ckpt", SIDE * SIDE, codec={"name": "image"},
+        model={"input_shape": [1, SIDE, SIDE], "hidden": [32]}, optim={"name": "adam", "lr": 0.01, "batch_size": 32},
+        daemon={"fetcher": fetcher, "micro_batch": 32, "max_events": N,
+                "idle_exit_s": 20},  # a fetch process imports torchvision at its first image: seconds
     )
     daemon = Daemon(config, install_signal_handlers=False)
-    runner = threading.Thread(target=daemon.run, daemon=True)
-    runner.start()
-    runner.join(120)
-    assert not runner.is_alive()
+    with Running(daemon, timeout=120) as run:
+        assert run.wait()
     assert daemon.stats.events == N and daemon.stats.dead_letters == len(bad)
     registry = daemon.metrics.registry
     correct = sum(registry.get_sample_value("lifelong_predictions_correct_total", {"class": str(c)}) for c in range(10))

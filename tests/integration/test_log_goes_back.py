@@ -8,17 +8,14 @@ The daemon must learn every record once and in order, count what it dropped and 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from daemon_helpers import blobs
+from daemon_helpers import Running, daemon_settings, fed_topic
 
-from lifelong.config import Settings
 from lifelong.daemon.service import Daemon
 from lifelong.stream.broker import EmbeddedBroker
-from lifelong.stream.feed import feed_arrays
 
 pytestmark = pytest.mark.integration
 
@@ -30,18 +27,10 @@ def test_records_below_the_position_are_dropped_counted_and_said_once(
     fetcher: str, prefetch: int, shared_broker: EmbeddedBroker, make_topic: Callable[..., str], tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    topic = make_topic(1)
-    x, y = blobs(N, FEATURES)
-    feed_arrays(x, y, topic=topic, bootstrap_servers=shared_broker.bootstrap, progress=False)
-    config = Settings(
-        kafka={"bootstrap_servers": [shared_broker.bootstrap], "topics": [topic], "group_id": f"g-{topic}",
-               "assign": True, "poll_timeout_ms": 500, "max_poll_records": 100},
-        codec={"name": "f32", "num_features": FEATURES},
-        model={"name": "mlp", "input_shape": [FEATURES], "hidden": [16], "max_classes": 10},
-        metrics={"port": 0},
-        checkpoint={"dir": str(tmp_path / "ckpt"), "every_events": 500},
-        daemon={"device": "cpu", "prefetch": prefetch, "fetcher": fetcher, "max_events": N, "idle_exit_s": 3},
-    )
+    topic, x, y = fed_topic(shared_broker.bootstrap, make_topic, N, FEATURES)
+    config = daemon_settings(shared_broker.bootstrap, topic, tmp_path / "ckpt", FEATURES,
+                             kafka={"max_poll_records": 100}, checkpoint={"every_events": 500},
+                             daemon={"prefetch": prefetch, "fetcher": fetcher, "max_events": N})
     seen: list[int] = []
     rewound: list[int] = []
 
@@ -52,11 +41,8 @@ def test_records_below_the_position_are_dropped_counted_and_said_once(
             daemon.consumer.seek({(topic, 0): 0})  # the client goes back; the guard is not told
 
     daemon = Daemon(config, install_signal_handlers=False, on_batch=on_batch)
-    runner = threading.Thread(target=daemon.run, daemon=True)
-    with caplog.at_level(logging.WARNING, logger="lifelong.daemon"):
-        runner.start()
-        runner.join(90)
-    assert not runner.is_alive(), f"still running with {len(seen)} of {N} records learned"
+    with caplog.at_level(logging.WARNING, logger="lifelong.daemon"), Running(daemon, timeout=90) as run:
+        assert run.wait(), f"still running with {len(seen)} of {N} records learned"
     assert seen == list(range(N))  # every record once, in order, across the rewind
     dropped = daemon.metrics.registry.get_sample_value("lifelong_offsets_skipped_total",
                                                        {"reason": "already_learned"})

@@ -9,12 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from daemon_helpers import blobs
+from daemon_helpers import daemon_settings, fed_topic
 
 from lifelong.config import Settings
 from lifelong.daemon.service import Daemon
 from lifelong.stream.broker import EmbeddedBroker
-from lifelong.stream.feed import feed_arrays
 
 pytestmark = pytest.mark.integration
 
@@ -25,22 +24,13 @@ N, FEATURES = 2_000, 16
 def test_resume_under_another_optimizer_setting(
     optim: dict, lr: float, shared_broker: EmbeddedBroker, make_topic: Callable[..., str], tmp_path: Path,
 ) -> None:
-    topic = make_topic(1)
-    x, y = blobs(N, FEATURES)
-    feed_arrays(x, y, topic=topic, bootstrap_servers=shared_broker.bootstrap, progress=False)
+    topic, x, y = fed_topic(shared_broker.bootstrap, make_topic, N, FEATURES)
 
     def settings(optimizer: dict, max_events: int, window: int) -> Settings:
-        return Settings(
-            kafka={"bootstrap_servers": [shared_broker.bootstrap], "topics": [topic], "group_id": f"g-{topic}",
-                   "assign": True, "poll_timeout_ms": 500, "max_poll_records": 250},
-            codec={"name": "f32", "num_features": FEATURES},
-            model={"name": "mlp", "input_shape": [FEATURES], "hidden": [16], "max_classes": 10},
-            optim={"batch_size": 50, **optimizer},
-            metrics={"port": 0, "window": window},
-            checkpoint={"dir": str(tmp_path / "ckpt")},
-            daemon={"device": "cpu", "fetcher": "thread", "micro_batch": 250, "max_events": max_events,
-                    "idle_exit_s": 3},
-        )
+        return daemon_settings(
+            shared_broker.bootstrap, topic, tmp_path / "ckpt", FEATURES, kafka={"max_poll_records": 250},
+            optim={"batch_size": 50, **optimizer}, metrics={"window": window},
+            daemon={"fetcher": "thread", "micro_batch": 250, "max_events": max_events})
 
     first = Daemon(settings({"name": "adam", "lr": 0.01}, N // 2, 1000), install_signal_handlers=False)
     assert first.run().events == N // 2
