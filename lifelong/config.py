@@ -59,6 +59,10 @@ class KafkaConfig(Section):
     )
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         default="earliest", description="Where to start when neither a checkpoint nor the group has an offset.")
+    bootstrap_timeout_ms: PositiveInt = Field(
+        default=10_000, description="How long one attempt to reach the cluster may block a kafka-python client "
+        "(kafka-python's own default is 30 s): the daemon retries with backoff, and a stop request while the "
+        "cluster is unreachable waits at most this long.")
     session_timeout_ms: PositiveInt = Field(default=10_000, description="Group session timeout.")
     heartbeat_interval_ms: PositiveInt = Field(default=3_000, description="Below session_timeout_ms.")
     max_poll_interval_ms: PositiveInt = Field(default=300_000, description="Longest pause between polls.")

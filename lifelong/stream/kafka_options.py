@@ -20,6 +20,7 @@ def common_kwargs(cfg: KafkaConfig, client_id: str = "lifelong") -> dict[str, An
         "client_id": client_id,
         "security_protocol": cfg.security_protocol,
         "reconnect_backoff_max_ms": cfg.reconnect_backoff_max_ms,
+        "bootstrap_timeout_ms": cfg.bootstrap_timeout_ms,
     }
     if cfg.sasl_mechanism is not None:
         kwargs["sasl_mechanism"] = cfg.sasl_mechanism
