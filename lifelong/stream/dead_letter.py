@@ -70,9 +70,14 @@ class DeadLetterWriter:
     def write(self, bad: BadRecord | Iterable[BadRecord]) -> int:
         """Queue one or more bad records (asynchronous; ``flush()`` to be sure); returns how many."""
         items = [bad] if isinstance(bad, BadRecord) else list(bad)
-        producer = self._get_producer() if items else None
+        if not items:
+            return 0
+        try:
+            producer = self._get_producer()
+        except Exception as exc:  # noqa: BLE001 - no producer (cluster unreachable): flush() reports them failed
+            self._pending.extend((item, exc) for item in items)
+            return len(items)
         for item in items:
-            assert producer is not None
             rec = item.record
             try:
                 future = producer.send(self.topic_for(rec.topic), rec.value, key=rec.key,
@@ -90,7 +95,10 @@ class DeadLetterWriter:
         pending, self._pending = self._pending, []
         if not pending:
             return 0
-        producer = self._get_producer()
+        try:
+            producer = self._get_producer()
+        except Exception as exc:  # noqa: BLE001 - the caller must get every pending letter back to retry
+            raise DeadLetterError([item for item, _ in pending], [exc]) from exc
         with contextlib.suppress(Exception):  # a flush timeout shows up as undone futures below
             producer.flush(timeout_s)
         failed: list[BadRecord] = []

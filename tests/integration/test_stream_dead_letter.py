@@ -161,7 +161,7 @@ def test_bad_records_go_to_the_dead_letter_topic_and_good_ones_arrive_in_order(
 def test_dead_letter_flush_fails_while_the_broker_is_down_and_recovers(
     broker: EmbeddedBroker, kafka_config: Callable[..., KafkaConfig],
 ) -> None:
-    cfg = kafka_config(broker.bootstrap, "events", reconnect_backoff_max_ms=500)
+    cfg = kafka_config(broker.bootstrap, "events", reconnect_backoff_max_ms=500, bootstrap_timeout_ms=1000)
     writer = DeadLetterWriter(cfg)
     rec = RawRecord("events", 0, 41, b"k", b"\x00garbage", (("h", b"v"),))
 
@@ -170,6 +170,12 @@ def test_dead_letter_flush_fails_while_the_broker_is_down_and_recovers(
 
     broker.kill()
     writer.write(BadRecord(rec, "bad_magic"))
+    with pytest.raises(DeadLetterError) as err:
+        writer.flush(timeout_s=2)
+    assert [b.record.offset for b in err.value.failed] == [41]
+    # a retry while the broker is still down: the failed flush replaced the producer, and a new one cannot reach
+    # the cluster; the letter must come back as failed again, not be dropped (nor raise from write)
+    writer.write(err.value.failed)
     with pytest.raises(DeadLetterError) as err:
         writer.flush(timeout_s=2)
     assert [b.record.offset for b in err.value.failed] == [41]
