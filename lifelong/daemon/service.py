@@ -370,8 +370,9 @@ class Daemon:
             return
         self._said_missing = missing
         if missing:
-            log.warning("topic(s) %s not on the cluster after %.0fs: waiting for them (check kafka.topics, or "
-                        "create them)", ", ".join(sorted(missing)), UNASSIGNED_CHECK_S)
+            log.warning("topic(s) %s not on the cluster after %.0fs (or not visible to these credentials): "
+                        "waiting for them (check kafka.topics, or create them)", ", ".join(sorted(missing)),
+                        UNASSIGNED_CHECK_S)
         elif not assigned_topics:
             log.info("no partition assigned after %.0fs though every topic exists: other members of group %r "
                      "may hold them all (more daemons than partitions), or the group is still joining",
