@@ -19,7 +19,7 @@ __all__ = ["create_topic", "list_topics", "missing_topics", "partitions_for", "w
 
 def _admin(bootstrap_servers: str | Iterable[str], **client_kwargs: Any) -> KafkaAdminClient:
     servers = [bootstrap_servers] if isinstance(bootstrap_servers, str) else list(bootstrap_servers)
-    return KafkaAdminClient(bootstrap_servers=servers, client_id="lifelong-admin", **client_kwargs)
+    return KafkaAdminClient(**{"client_id": "lifelong-admin", **client_kwargs, "bootstrap_servers": servers})
 
 
 def list_topics(bootstrap_servers: str | Iterable[str], **client_kwargs: Any) -> set[str]:
@@ -34,11 +34,7 @@ def missing_topics(cfg: KafkaConfig, timeout_ms: int = 5000) -> set[str]:
     """The topics of ``cfg.topics`` the cluster does not have (with ``cfg``'s security settings); every request
     bounded by ``timeout_ms``, so a caller in a loop with a liveness deadline can afford it."""
     kwargs = admin_kwargs(cfg, request_timeout_ms=timeout_ms)
-    admin = KafkaAdminClient(**kwargs)
-    try:
-        return set(cfg.topics) - set(admin.list_topics())
-    finally:
-        admin.close()
+    return set(cfg.topics) - list_topics(kwargs.pop("bootstrap_servers"), **kwargs)
 
 
 def partitions_for(bootstrap_servers: str | Iterable[str], topic: str, **client_kwargs: Any) -> int | None:
