@@ -91,7 +91,6 @@ class PositionGuard:
             start = 0
         elif first < expected:
             start = int(np.searchsorted(offsets, expected))
-            self.already_learned += start
             self._skipped("already_learned", start)
             if seek is None and tp not in self._rewound:
                 self._rewound.add(tp)
@@ -102,7 +101,6 @@ class PositionGuard:
         elif after_seek and seek[0] == expected and seek[2] == first:
             log.info("%s[%d]: offsets %d to %d hold no record (transaction markers, compaction or retention): "
                      "learning on from %d", tp[0], tp[1], expected, first - 1, first)
-            self.skipped_offsets += first - expected
             self._skipped("no_record", first - expected)
             start = 0
         else:
@@ -111,14 +109,20 @@ class PositionGuard:
         if start < len(offsets):
             last = int(offsets[-1])
             inside = last - int(offsets[start]) + 1 - (len(offsets) - start)  # offsets without records in the run
-            self.skipped_offsets += inside
             self._skipped("no_record", inside)
             self.positions[tp] = last + 1
             self._rewound.discard(tp)
         return start
 
     def _skipped(self, reason: str, count: int) -> None:
-        if count and self._on_skip is not None:
+        """Count ``count`` offsets not learned for ``reason`` (one of SKIP_REASONS), here and in ``on_skip``."""
+        if not count:
+            return
+        if reason == "already_learned":
+            self.already_learned += count
+        else:
+            self.skipped_offsets += count
+        if self._on_skip is not None:
             self._on_skip(reason, count)
 
     def records(self, records: list[RawRecord]) -> tuple[list[RawRecord], dict[TopicPartition, int]]:
