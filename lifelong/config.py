@@ -410,13 +410,15 @@ class Settings(BaseSettings):
     def digest(self) -> str:
         """A short hash of what shapes the learner's state, stored in checkpoints to refuse ones that cannot fit:
         :data:`STATE_KEYS` and the strategies."""
-        relevant = self.model_dump(mode="json", include={**self.STATE_KEYS, "strategies": True})
-        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+        return self._hash(include={**self.STATE_KEYS, "strategies": True})
 
     def legacy_digest(self) -> str:
         """The digest checkpoints were written with up to lifelong 2026-12-02: every key of model, codec, replay
         and strategies. Still accepted, so that those checkpoints resume."""
-        relevant = self.model_dump(mode="json", include={"model", "codec", "replay", "strategies"})
+        return self._hash(include={"model", "codec", "replay", "strategies"})
+
+    def _hash(self, include: Any) -> str:
+        relevant = self.model_dump(mode="json", include=include)
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
