@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from daemon_helpers import Running, blobs, daemon_settings
+from daemon_helpers import Running, blobs, daemon_settings, wait_for
 
 import lifelong.daemon.service as service
 from lifelong.daemon.service import Daemon
@@ -27,12 +27,6 @@ def said(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "not on the cluster" in r.getMessage()]
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.2)
-
-
 def test_a_missing_topic_is_named_then_learned_once_created(
     shared_broker: EmbeddedBroker, make_topic: Callable[..., str], tmp_path: Path, caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
@@ -45,7 +39,7 @@ def test_a_missing_topic_is_named_then_learned_once_created(
                              daemon={"idle_exit_s": 60})
     daemon = Daemon(config, install_signal_handlers=False)
     with caplog.at_level(logging.WARNING, logger="lifelong.daemon"), Running(daemon):
-        wait_until(lambda: bool(said(caplog)) and daemon.stats.events >= N)
+        wait_for(lambda: bool(said(caplog)) and daemon.stats.events >= N, 30, interval=0.2)
     first = said(caplog)
     assert first and absent in first[0] and there not in first[0], [r.getMessage() for r in caplog.records]
     assert daemon.stats.events == N  # the topic that is there was learned meanwhile
@@ -56,7 +50,7 @@ def test_a_missing_topic_is_named_then_learned_once_created(
     config.checkpoint.dir = tmp_path / "ckpt-absent"
     daemon = Daemon(config, install_signal_handlers=False)
     with caplog.at_level(logging.WARNING, logger="lifelong.daemon"), Running(daemon) as run:
-        wait_until(lambda: bool(said(caplog)))
+        wait_for(lambda: bool(said(caplog)), 30, interval=0.2)
         assert said(caplog) and absent in said(caplog)[0], [r.getMessage() for r in caplog.records]
         time.sleep(2.5)  # checked again since: the same cause is not said twice
         assert len(said(caplog)) == 1
