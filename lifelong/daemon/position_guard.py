@@ -5,8 +5,9 @@ partition) and checks every fetch against it, one partition's run of offsets at 
 
 * offsets below the position were learned already (before a restart or a rebalance): dropped. Such a run with no
   seek of ours to explain it means the log itself went back (a topic re-created, a broker that lost its data, the
-  stream fed again from its start): the guard warns once and goes on dropping up to the position, for it cannot
-  tell a copy of what it learned from new records at the same offsets;
+  stream fed again from its start): the guard warns once, tells ``on_rewind``, and goes on dropping up to the
+  position, for it cannot tell a copy of what it learned from new records at the same offsets (the daemon
+  can: a re-created topic has another topic ID, lifelong.daemon.topic_identity);
 * a run that starts above the position means either the client jumped (a fetch that raced a rebalance or a
   seek) or the offsets between hold no record. The guard cannot tell the two apart from one fetch, so it asks
   for a seek back to the position. When the first fetch after that seek starts at the very offset that caused
@@ -46,11 +47,13 @@ class PositionGuard:
     """Per-partition positions, and the seeks that check a run that starts above one."""
 
     def __init__(self, positions: Mapping[TopicPartition, int] | None = None,
-                 on_skip: Callable[[str, int], None] | None = None) -> None:
+                 on_skip: Callable[[str, int], None] | None = None,
+                 on_rewind: Callable[[TopicPartition], None] | None = None) -> None:
         self.positions: dict[TopicPartition, int] = dict(positions or {})
         self.skipped_offsets = 0  # offsets found to hold no record, since start
         self.already_learned = 0  # records fetched again below the position and dropped, since start
         self._on_skip = on_skip  # (reason in SKIP_REASONS, how many offsets): a metric, say
+        self._on_rewind = on_rewind  # a partition whose log went back: check whether its topic was re-created
         self._rewound: set[TopicPartition] = set()  # partitions warned of as gone back, until they pass the position
         self._polls = 0
         self._asked: dict[TopicPartition, int] = {}  # seeks back asked for: the first offset that caused each
@@ -96,8 +99,11 @@ class PositionGuard:
                 self._rewound.add(tp)
                 log.warning("%s[%d]: records from offset %d again, below the position %d learned up to, and no seek "
                             "of ours explains it: the log went back (topic re-created, broker data lost, stream fed "
-                            "again?). Offsets below %d are taken as learned and dropped: a copy of the stream cannot "
-                            "be told from new records at the same offsets", tp[0], tp[1], first, expected, expected)
+                            "again?). Offsets below %d are taken as learned and dropped, unless the topic's ID says "
+                            "it was created again: a copy of the stream cannot be told from new records at the same "
+                            "offsets", tp[0], tp[1], first, expected, expected)
+                if self._on_rewind is not None:
+                    self._on_rewind(tp)
         elif after_seek and seek[0] == expected and seek[2] == first:
             log.info("%s[%d]: offsets %d to %d hold no record (transaction markers, compaction or retention): "
                      "learning on from %d", tp[0], tp[1], expected, first - 1, first)

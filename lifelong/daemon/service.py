@@ -13,6 +13,9 @@ At-least-once and nothing lost:
   committed for a partition never passes its oldest pending record;
 * rebalance callbacks run on kafka-python's IO thread, so they only record events; this loop acts on them
   (checkpoint and commit on revocation, seek to the checkpoint's offsets on assignment);
+* offsets belong to one log: the topic IDs they were learned under go into each checkpoint, and a topic found
+  deleted and created again (another topic ID, at assignment or in a check every minute) is learned from its start
+  (lifelong.daemon.topic_identity);
 * SIGTERM/SIGINT set a flag: the current batch finishes, a checkpoint is written, offsets committed, exit 0.
 """
 
@@ -41,6 +44,7 @@ from lifelong.daemon.factory import build_drift, build_learner, seed_everything,
 from lifelong.daemon.notify import ServiceNotifier
 from lifelong.daemon.pending import PendingRecords
 from lifelong.daemon.position_guard import SKIP_REASONS, PositionGuard
+from lifelong.daemon.topic_identity import TopicIdentity
 from lifelong.heap import frozen_heap
 from lifelong.learner import resolve_device
 from lifelong.metrics.exporter import DaemonMetrics, Health, MetricsServer
@@ -56,6 +60,8 @@ BROKER_ERROR_HOLD_S = 10.0
 # With no partition for this long, the daemon asks the cluster why (a topic missing?) and says so; again as often.
 UNASSIGNED_CHECK_S = 30.0
 UNASSIGNED_CHECK_MAX_S = 600.0
+# How often the topic IDs of the assigned topics are compared with the ones their offsets were learned under.
+TOPIC_ID_CHECK_S = 60.0
 
 
 class StartupError(RuntimeError):
@@ -110,7 +116,11 @@ class Daemon:
         self.metrics = DaemonMetrics(settings.model.max_classes, settings.metrics.window, dead_letter_reasons=REASONS,
                                      detectors=tuple(spec.label for spec in settings.drift.detectors),
                                      offset_skip_reasons=SKIP_REASONS)
-        self.guard = PositionGuard(on_skip=lambda reason, count: self.metrics.offsets_skipped.labels(reason).inc(count))
+        self.guard = PositionGuard(on_skip=lambda reason, count: self.metrics.offsets_skipped.labels(reason).inc(count),
+                                   on_rewind=self._check_topic_ids_now)
+        self.topic_ids = TopicIdentity()
+        self.read_topic_ids: Callable[[set[str]], dict[str, str]] = self._cluster_topic_ids  # tests swap it
+        self._topic_id_check_at = 0.0  # when to compare the assigned topics' IDs with the cluster's next
         self.health = Health(settings.metrics.liveness_timeout_s)
         self.server: MetricsServer | None = None
         self.notifier = ServiceNotifier()
@@ -183,6 +193,7 @@ class Daemon:
         self._restore_counters(counters)
         self._checkpoint_offsets = checkpoint.offsets
         self.positions = dict(self._checkpoint_offsets)
+        self.topic_ids = TopicIdentity(state.get("topic_ids", {}))
         self.stats.resumed_from = checkpoint.path.name
         log.info("resumed from %s: %d events learned, offsets %s", checkpoint.path.name,
                  self.learner.events_seen, _fmt_offsets(self._checkpoint_offsets))
@@ -266,6 +277,7 @@ class Daemon:
                     elif len(self.pending):
                         self._learn_pending(flush=True)  # caught up: do not hold a partial micro-batch back
                     self._update_readiness()
+                    self._watch_topic_ids()
                     now = time.monotonic()
                     due = (self.stats.events - events_at_checkpoint >= s.checkpoint.every_events
                            or now - last_checkpoint_time >= s.checkpoint.every_seconds)
@@ -384,9 +396,12 @@ class Daemon:
             if kind == "assigned":
                 # our position if we still hold one, else where our model stood when the partition was lost
                 # (it learned those records, though no checkpoint holds them yet), else what our newest
-                # checkpoint learned up to; else the group's committed offset / auto_offset_reset apply
-                known = {tp: self._resume_offset(tp) for tp in partitions}
+                # checkpoint learned up to; else the group's committed offset / auto_offset_reset apply.
+                # A topic created again since is a new log: from its start
+                recreated = self._recreated_topics({topic for topic, _ in partitions})
+                known = {tp: self._resume_offset(tp) for tp in partitions if tp[0] not in recreated}
                 known = {tp: offset for tp, offset in known.items() if offset is not None}
+                known.update(self._from_start(recreated, partitions))
                 self.positions.update(known)
                 if known:
                     self._seek(known)
@@ -400,6 +415,54 @@ class Daemon:
                 self._positions_when_lost.update(
                     {tp: offset for tp, offset in self._learned_offsets().items() if tp in partitions})
                 self._forget(partitions)
+
+    def _cluster_topic_ids(self, topics: set[str]) -> dict[str, str]:
+        from lifelong.stream.admin import topic_ids
+
+        return topic_ids(self.settings.kafka, topics)
+
+    def _recreated_topics(self, topics: set[str]) -> set[str]:
+        """Those of ``topics`` deleted and created again since their offsets here were learned (the cluster gives
+        them another topic ID); what this daemon held of their old log is dropped."""
+        self._topic_id_check_at = time.monotonic() + TOPIC_ID_CHECK_S
+        if not topics:
+            return set()
+        try:
+            current = self.read_topic_ids(topics)
+        except Exception as exc:  # noqa: BLE001 - checked again in a minute; the offsets stand meanwhile
+            log.debug("could not read the topic IDs of %s: %s", ", ".join(sorted(topics)), exc)
+            return set()
+        changed = self.topic_ids.recreated(current)
+        for topic, (old, new) in sorted(changed.items()):
+            held = {tp: offset for tp, offset in {**self._checkpoint_offsets, **self.positions}.items()
+                    if tp[0] == topic}
+            log.warning("topic %s was deleted and created again (topic ID %s, now %s): the offsets learned up to "
+                        "(%s) belong to the old log; learning the new one from its start", topic, old, new,
+                        _fmt_offsets(held))
+            self._checkpoint_offsets = {tp: o for tp, o in self._checkpoint_offsets.items() if tp[0] != topic}
+            self._positions_when_lost = {tp: o for tp, o in self._positions_when_lost.items() if tp[0] != topic}
+        return set(changed)
+
+    def _watch_topic_ids(self) -> None:
+        """Every TOPIC_ID_CHECK_S (and at once after the log went back): an assigned topic found created again
+        is sought to its start; what was fetched of it and not learned is dropped."""
+        if time.monotonic() < self._topic_id_check_at or not self._broker_up():
+            return
+        assigned = self.consumer.assignment()
+        restart = self._from_start(self._recreated_topics({topic for topic, _ in assigned}), assigned)
+        if restart:
+            self.positions.update(restart)
+            self._seek(restart)
+
+    def _from_start(self, topics: set[str], partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """Offset 0 for those of ``partitions``, and of the partitions held, that belong to ``topics``; what was
+        fetched of them and not learned is dropped."""
+        restart = {tp: 0 for tp in {*partitions, *self.positions} if tp[0] in topics}
+        self._forget(set(restart))
+        return restart
+
+    def _check_topic_ids_now(self, _tp: TopicPartition) -> None:
+        self._topic_id_check_at = 0.0
 
     def _learned_offsets(self) -> dict[TopicPartition, int]:
         """The next offset not yet learned per partition (what a checkpoint covers): pending rows were fetched
@@ -587,6 +650,7 @@ class Daemon:
             "metrics": self.metrics.state_dict(),
             "drift": self.drift.state_dict(),
             "counters": self._counter_state(),
+            "topic_ids": self.topic_ids.state_dict(),
         }
         try:
             path = self.store.save(state, offsets)

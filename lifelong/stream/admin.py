@@ -14,7 +14,10 @@ from kafka.errors import TopicAlreadyExistsError
 from lifelong.config import KafkaConfig
 from lifelong.stream.kafka_options import admin_kwargs
 
-__all__ = ["create_topic", "list_topics", "missing_topics", "partitions_for", "wait_for_topic"]
+__all__ = ["create_topic", "list_topics", "missing_topics", "partitions_for", "topic_ids", "wait_for_topic"]
+
+#: What a broker without topic IDs (Kafka before 2.8) answers in their place.
+NO_TOPIC_ID = "00000000-0000-0000-0000-000000000000"
 
 
 def _admin(bootstrap_servers: str | Iterable[str], **client_kwargs: Any) -> KafkaAdminClient:
@@ -35,6 +38,25 @@ def missing_topics(cfg: KafkaConfig, timeout_ms: int = 5000) -> set[str]:
     bounded by ``timeout_ms``, so a caller in a loop with a liveness deadline can afford it."""
     kwargs = admin_kwargs(cfg, request_timeout_ms=timeout_ms)
     return set(cfg.topics) - list_topics(kwargs.pop("bootstrap_servers"), **kwargs)
+
+
+def topic_ids(cfg: KafkaConfig, topics: Iterable[str], timeout_ms: int = 5000) -> dict[str, str]:
+    """Kafka's topic ID of each of ``topics`` the cluster has: a UUID that a topic deleted and created again under
+    the same name does not keep. Topics the cluster lacks, and brokers without topic IDs, are left out."""
+    kwargs = admin_kwargs(cfg, request_timeout_ms=timeout_ms)
+    admin = _admin(kwargs.pop("bootstrap_servers"), **kwargs)
+    try:
+        present = sorted(set(admin.list_topics()) & set(topics))  # describing a missing topic raises on some
+        described = admin.describe_topics(present) if present else []
+    finally:
+        with contextlib.suppress(Exception):
+            admin.close()
+    out = {}
+    for item in described:
+        name, topic_id = item.get("name") or item.get("topic"), item.get("topic_id")
+        if name in present and not item.get("error_code") and topic_id and str(topic_id) != NO_TOPIC_ID:
+            out[name] = str(topic_id)
+    return out
 
 
 def partitions_for(bootstrap_servers: str | Iterable[str], topic: str, **client_kwargs: Any) -> int | None:

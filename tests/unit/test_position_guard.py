@@ -149,12 +149,14 @@ def test_a_log_that_goes_back_without_a_seek_is_warned_of_once_and_counted(caplo
     no seek of ours to explain them: dropped as learned, counted, and said once until the position is passed."""
     tp = ("t", 0)
     skipped: list[tuple[str, int]] = []
-    guard = PositionGuard({tp: 100}, on_skip=lambda reason, n: skipped.append((reason, n)))
+    rewound: list[tuple[str, int]] = []
+    guard = PositionGuard({tp: 100}, on_skip=lambda reason, n: skipped.append((reason, n)), on_rewind=rewound.append)
     guard.polled()
     with caplog.at_level("WARNING", logger="lifelong.daemon"):
         assert guard.start(tp, offsets(0, 1, 2)) == 3
         assert guard.start(tp, offsets(3, 4)) == 2
     assert len([r for r in caplog.records if "went back" in r.message]) == 1
+    assert rewound == [tp]  # the daemon is told once, to check whether the topic was created again
     assert guard.already_learned == 5 and skipped == [("already_learned", 3), ("already_learned", 2)]
     assert guard.start(tp, offsets(99, 100, 101)) == 1 and guard.positions[tp] == 102  # caught up: learning on
     caplog.clear()

@@ -14,6 +14,7 @@ import numpy as np
 
 from lifelong.config import Settings
 from lifelong.daemon.service import Daemon
+from lifelong.daemon.topic_identity import TopicIdentity
 from lifelong.stream.consumer import RebalanceEvent
 from lifelong.stream.records import DecodedBatch
 
@@ -35,9 +36,10 @@ class ScriptedConsumer:
         self.sought.append(dict(offsets))
 
 
-def _daemon(tmp_path: Path, *events: RebalanceEvent) -> Daemon:
+def _daemon(tmp_path: Path, *events: RebalanceEvent, topic_ids: dict[str, str] | None = None) -> Daemon:
     daemon = Daemon(Settings(checkpoint={"dir": str(tmp_path)}), install_signal_handlers=False)
     daemon.consumer = ScriptedConsumer(*events)
+    daemon.read_topic_ids = lambda topics: {t: i for t, i in (topic_ids or {}).items() if t in topics}
     return daemon
 
 
@@ -72,3 +74,43 @@ def test_a_partition_never_held_resumes_at_the_checkpoint_or_the_clients_own_pos
     daemon._handle_rebalance()
     assert daemon.consumer.sought == [{TP: 8_867}]  # partition 1: no offset of ours, the group's applies
     assert daemon.positions == {TP: 8_867}
+
+
+def test_a_topic_with_another_id_than_the_checkpoints_resumes_at_its_start(tmp_path: Path, caplog) -> None:
+    """The checkpoint's offsets were learned in the log of topic ID A; the cluster's topic now has ID B (deleted and
+    created again): its partitions start at 0, the other topic's at the checkpoint."""
+    other = ("clicks", 0)
+    daemon = _daemon(tmp_path, RebalanceEvent("assigned", frozenset({TP, other})),
+                     topic_ids={"events": "B", "clicks": "C"})
+    daemon._checkpoint_offsets.update({TP: 8_867, other: 120})
+    daemon.topic_ids = TopicIdentity({"events": "A", "clicks": "C"})
+    with caplog.at_level("WARNING", logger="lifelong.daemon"):
+        daemon._handle_rebalance()
+    assert daemon.consumer.sought == [{TP: 0, other: 120}]
+    assert daemon._checkpoint_offsets == {other: 120}  # the old log's offsets are not resumed from again
+    assert daemon.topic_ids.state_dict() == {"events": "B", "clicks": "C"}  # what the next checkpoint keeps
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "events was deleted and created again" in said[0] and "8867" in said[0]
+
+
+def test_the_same_topic_id_or_none_known_resumes_at_the_checkpoint(tmp_path: Path) -> None:
+    for known in ({"events": "A"}, {}):  # the same log; a checkpoint written before topic IDs were kept
+        daemon = _daemon(tmp_path, RebalanceEvent("assigned", frozenset({TP})), topic_ids={"events": "A"})
+        daemon._checkpoint_offsets[TP] = 8_867
+        daemon.topic_ids = TopicIdentity(known)
+        daemon._handle_rebalance()
+        assert daemon.consumer.sought == [{TP: 8_867}]
+        assert daemon.topic_ids.state_dict() == {"events": "A"}
+
+
+def test_topic_ids_that_cannot_be_read_leave_the_offsets_as_they_are(tmp_path: Path) -> None:
+    daemon = _daemon(tmp_path, RebalanceEvent("assigned", frozenset({TP})))
+    daemon._checkpoint_offsets[TP] = 8_867
+    daemon.topic_ids = TopicIdentity({"events": "A"})
+
+    def unreachable(topics: set[str]) -> dict[str, str]:
+        raise ConnectionError("no broker")
+
+    daemon.read_topic_ids = unreachable
+    daemon._handle_rebalance()
+    assert daemon.consumer.sought == [{TP: 8_867}] and daemon.topic_ids.state_dict() == {"events": "A"}
