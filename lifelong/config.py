@@ -72,6 +72,10 @@ class KafkaConfig(Section):
     fetch_max_bytes: PositiveInt = Field(default=64 * 1024 * 1024, description="Bytes per fetch response.")
     max_partition_fetch_bytes: PositiveInt = Field(default=16 * 1024 * 1024, description="Bytes per partition.")
     dead_letter_suffix: str = Field(default=".dlq", description="Dead-letter topic = source topic + suffix.")
+    create_dead_letter_topics: bool = Field(
+        default=True, description="At start, create a missing dead-letter topic (the broker's default partitions "
+        "and replication). Off where topics are managed elsewhere: a missing one is then only reported. Until a "
+        "bad record's dead letter is confirmed, no checkpoint is written and no offset committed past it.")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="Passed to the client as is.")
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"] | None = None

@@ -121,6 +121,8 @@ class Daemon:
         self.topic_ids = TopicIdentity()
         self.read_topic_ids: Callable[[set[str]], dict[str, str]] = self._cluster_topic_ids  # tests swap it
         self._topic_id_check_at = 0.0  # when to compare the assigned topics' IDs with the cluster's next
+        self._dead_letter_check_at: float | None = 0.0  # when to see to the dead-letter topics; None: done
+        self._dead_letter_said: str | None = None  # the last failure to create them said
         self.health = Health(settings.metrics.liveness_timeout_s)
         self.server: MetricsServer | None = None
         self.notifier = ServiceNotifier()
@@ -278,6 +280,7 @@ class Daemon:
                         self._learn_pending(flush=True)  # caught up: do not hold a partial micro-batch back
                     self._update_readiness()
                     self._watch_topic_ids()
+                    self._see_to_dead_letter_topics()
                     now = time.monotonic()
                     due = (self.stats.events - events_at_checkpoint >= s.checkpoint.every_events
                            or now - last_checkpoint_time >= s.checkpoint.every_seconds)
@@ -460,6 +463,38 @@ class Daemon:
         restart = {tp: 0 for tp in {*partitions, *self.positions} if tp[0] in topics}
         self._forget(set(restart))
         return restart
+
+    def _see_to_dead_letter_topics(self) -> None:
+        """Once the broker is up: the dead-letter topics exist, or are created (``kafka.create_dead_letter_topics``).
+        Without one, the first bad record would hold every checkpoint and commit back until someone creates it,
+        where the cluster does not create topics on first write; so a topic still missing is said at start."""
+        if self._dead_letter_check_at is None or time.monotonic() < self._dead_letter_check_at \
+                or not self._broker_up():
+            return
+        from lifelong.stream.admin import create_missing_topics
+
+        kafka = self.settings.kafka
+        wanted = {f"{topic}{kafka.dead_letter_suffix}" for topic in kafka.topics}
+        try:
+            created, missing = create_missing_topics(kafka, wanted, create=kafka.create_dead_letter_topics)
+        except Exception as exc:  # noqa: BLE001 - refused (no permission, a policy) or the broker flickered
+            self._dead_letter_check_at = time.monotonic() + TOPIC_ID_CHECK_S
+            if str(exc) != self._dead_letter_said:
+                self._dead_letter_said = str(exc)
+                log.error("dead-letter topic(s) %s could not be created (%s): create them, or allow this client to "
+                          "(trying again every %.0fs); until a bad record's dead letter is confirmed, no checkpoint "
+                          "is written and no offset committed past it", ", ".join(sorted(wanted)), exc,
+                          TOPIC_ID_CHECK_S)
+            return
+        self._dead_letter_check_at = None
+        if created:
+            log.info("created dead-letter topic(s) %s (the broker's default partitions and replication)",
+                     ", ".join(sorted(created)))
+        if missing:
+            log.warning("dead-letter topic(s) %s not on the cluster (kafka.create_dead_letter_topics is off): unless "
+                        "the cluster creates topics on first write, create them; until a bad record's dead letter "
+                        "is confirmed, no checkpoint is written and no offset committed past it",
+                        ", ".join(sorted(missing)))
 
     def _check_topic_ids_now(self, _tp: TopicPartition) -> None:
         self._topic_id_check_at = 0.0

@@ -14,7 +14,8 @@ from kafka.errors import TopicAlreadyExistsError
 from lifelong.config import KafkaConfig
 from lifelong.stream.kafka_options import admin_kwargs
 
-__all__ = ["create_topic", "list_topics", "missing_topics", "partitions_for", "topic_ids", "wait_for_topic"]
+__all__ = ["create_missing_topics", "create_topic", "list_topics", "missing_topics", "partitions_for", "topic_ids",
+           "wait_for_topic"]
 
 #: What a broker without topic IDs (Kafka before 2.8) answers in their place.
 NO_TOPIC_ID = "00000000-0000-0000-0000-000000000000"
@@ -89,6 +90,26 @@ def create_topic(bootstrap_servers: str | Iterable[str], topic: str, partitions:
                 raise
             return False
         return True
+    finally:
+        with contextlib.suppress(Exception):
+            admin.close()
+
+
+def create_missing_topics(cfg: KafkaConfig, topics: Iterable[str], *, create: bool = True,
+                          timeout_ms: int = 5000) -> tuple[set[str], set[str]]:
+    """Of ``topics``, those the cluster lacks, created with the broker's default partitions and replication
+    unless ``create`` is False: returns (created, still missing). A creation the cluster refuses raises its error
+    (no permission, a policy): the caller says what that means."""
+    kwargs = admin_kwargs(cfg, request_timeout_ms=timeout_ms)
+    admin = _admin(kwargs.pop("bootstrap_servers"), **kwargs)
+    try:
+        missing = set(topics) - set(admin.list_topics())
+        if not missing or not create:
+            return set(), missing
+        with contextlib.suppress(TopicAlreadyExistsError):  # another member of the group created it meanwhile
+            admin.create_topics({topic: {"num_partitions": -1, "replication_factor": -1} for topic in sorted(missing)},
+                                timeout_ms=timeout_ms)
+        return missing, set()
     finally:
         with contextlib.suppress(Exception):
             admin.close()
