@@ -4,13 +4,12 @@ record once, in order, commit past the gaps, and resume across one, with every f
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from daemon_helpers import blobs
+from daemon_helpers import Running, blobs
 from kafka import KafkaProducer
 
 from lifelong.config import Settings
@@ -63,18 +62,14 @@ def settings(bootstrap: str, topic: str, ckpt: Path, client: str, fetcher: str, 
 
 
 def learn(config: Settings, seen: list[int], timeout: float = 60) -> Daemon:
-    """Run the daemon in a thread; a daemon still running after ``timeout`` (stuck on a gap) is stopped."""
+    """Run the daemon to its end (max_events); one still running after ``timeout`` (stuck on a gap) fails."""
     def on_batch(_daemon: Daemon, batch) -> None:
         seen.extend(batch.offsets.tolist())
 
     daemon = Daemon(config, install_signal_handlers=False, on_batch=on_batch)
-    runner = threading.Thread(target=daemon.run, daemon=True)
-    runner.start()
-    runner.join(timeout)
-    if runner.is_alive():
-        daemon.stop()
-        runner.join(30)
-        pytest.fail(f"still running after {timeout}s with {len(seen)} of {N} records learned")
+    with Running(daemon, timeout=30) as run:
+        if not run.wait(timeout):
+            pytest.fail(f"still running after {timeout}s with {len(seen)} of {N} records learned")
     return daemon
 
 
