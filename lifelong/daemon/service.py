@@ -14,8 +14,8 @@ At-least-once and nothing lost:
 * rebalance callbacks run on kafka-python's IO thread, so they only record events; this loop acts on them
   (checkpoint and commit on revocation, seek to the checkpoint's offsets on assignment);
 * offsets belong to one log: the topic IDs they were learned under go into each checkpoint, and a topic found
-  deleted and created again (another topic ID, at assignment or in a check every minute) is learned from its start
-  (lifelong.daemon.topic_identity);
+  deleted and created again (another topic ID: read at assignment, every minute, and before learning on after the
+  broker went away or a log went back) is learned from its start (lifelong.daemon.topic_identity);
 * SIGTERM/SIGINT set a flag: the current batch finishes, a checkpoint is written, offsets committed, exit 0.
 """
 
@@ -49,7 +49,7 @@ from lifelong.heap import frozen_heap
 from lifelong.learner import resolve_device
 from lifelong.metrics.exporter import DaemonMetrics, Health, MetricsServer
 from lifelong.stream.prefetch import FetcherStopped
-from lifelong.stream.records import DecodedBatch, RawRecord, TopicPartition
+from lifelong.stream.records import Coordinates, DecodedBatch, RawRecord, TopicPartition
 
 log = logging.getLogger("lifelong.daemon")
 
@@ -62,6 +62,8 @@ UNASSIGNED_CHECK_S = 30.0
 UNASSIGNED_CHECK_MAX_S = 600.0
 # How often the topic IDs of the assigned topics are compared with the ones their offsets were learned under.
 TOPIC_ID_CHECK_S = 60.0
+# After the broker went away, fetched records wait for that reading this long at most (it is tried every 2 s).
+TOPIC_ID_HOLD_S = 30.0
 
 
 class StartupError(RuntimeError):
@@ -104,6 +106,7 @@ class Daemon:
         self.pending = PendingRecords()
         self.bad_streak = BadStreak()
         self._last_broker_error = -BROKER_ERROR_HOLD_S
+        self._broker_was_up = False  # at the previous readiness update
         self._unassigned_check_at: float | None = None  # when to ask why no partition is assigned
         self._said_missing: set[str] | None = None  # the missing topics last warned of
         self._unassigned_wait = UNASSIGNED_CHECK_S  # between two such checks, doubling
@@ -117,10 +120,9 @@ class Daemon:
                                      detectors=tuple(spec.label for spec in settings.drift.detectors),
                                      offset_skip_reasons=SKIP_REASONS)
         self.guard = PositionGuard(on_skip=lambda reason, count: self.metrics.offsets_skipped.labels(reason).inc(count),
-                                   on_rewind=self._check_topic_ids_now)
-        self.topic_ids = TopicIdentity()
-        self.read_topic_ids: Callable[[set[str]], dict[str, str]] = self._cluster_topic_ids  # tests swap it
-        self._topic_id_check_at = 0.0  # when to compare the assigned topics' IDs with the cluster's next
+                                   on_rewind=lambda _tp: self.topic_ids.suspect(time.monotonic()))
+        self.topic_ids = TopicIdentity(check_s=TOPIC_ID_CHECK_S, hold_s=TOPIC_ID_HOLD_S)
+        self.read_topic_ids: Callable[[set[str]], dict[str, str | None]] = self._cluster_topic_ids  # tests swap it
         self._dead_letter_check_at: float | None = 0.0  # when to see to the dead-letter topics; None: done
         self._dead_letter_said: str | None = None  # the last failure to create them said
         self.health = Health(settings.metrics.liveness_timeout_s)
@@ -195,7 +197,7 @@ class Daemon:
         self._restore_counters(counters)
         self._checkpoint_offsets = checkpoint.offsets
         self.positions = dict(self._checkpoint_offsets)
-        self.topic_ids = TopicIdentity(state.get("topic_ids", {}))
+        self.topic_ids = TopicIdentity(state.get("topic_ids", {}), check_s=TOPIC_ID_CHECK_S, hold_s=TOPIC_ID_HOLD_S)
         self.stats.resumed_from = checkpoint.path.name
         log.info("resumed from %s: %d events learned, offsets %s", checkpoint.path.name,
                  self.learner.events_seen, _fmt_offsets(self._checkpoint_offsets))
@@ -347,7 +349,11 @@ class Daemon:
 
     def _update_readiness(self) -> None:
         assigned = self.consumer.assignment() if self.consumer else set()
-        if assigned and self._broker_up():
+        up = self._broker_up()
+        if self._broker_was_up and not up:  # the cluster that answers next may be another one, fed again
+            self.topic_ids.suspect(time.monotonic())
+        self._broker_was_up = up
+        if assigned and up:
             if not self.health.ready:
                 log.info("ready: %d partitions assigned", len(assigned))
                 self.notifier.ready()
@@ -401,7 +407,7 @@ class Daemon:
                 # (it learned those records, though no checkpoint holds them yet), else what our newest
                 # checkpoint learned up to; else the group's committed offset / auto_offset_reset apply.
                 # A topic created again since is a new log: from its start
-                recreated = self._recreated_topics({topic for topic, _ in partitions})
+                recreated = self._read_topic_ids({topic for topic, _ in {*partitions, *self.positions}})
                 known = {tp: self._resume_offset(tp) for tp in partitions if tp[0] not in recreated}
                 known = {tp: offset for tp, offset in known.items() if offset is not None}
                 known.update(self._from_start(recreated, partitions))
@@ -419,23 +425,20 @@ class Daemon:
                     {tp: offset for tp, offset in self._learned_offsets().items() if tp in partitions})
                 self._forget(partitions)
 
-    def _cluster_topic_ids(self, topics: set[str]) -> dict[str, str]:
+    def _cluster_topic_ids(self, topics: set[str]) -> dict[str, str | None]:
         from lifelong.stream.admin import topic_ids
 
         return topic_ids(self.settings.kafka, topics)
 
-    def _recreated_topics(self, topics: set[str]) -> set[str]:
+    def _read_topic_ids(self, topics: set[str]) -> set[str]:
         """Those of ``topics`` deleted and created again since their offsets here were learned (the cluster gives
         them another topic ID); what this daemon held of their old log is dropped."""
-        self._topic_id_check_at = time.monotonic() + TOPIC_ID_CHECK_S
-        if not topics:
-            return set()
         try:
-            current = self.read_topic_ids(topics)
-        except Exception as exc:  # noqa: BLE001 - checked again in a minute; the offsets stand meanwhile
+            current = self.read_topic_ids(topics) if topics else {}
+        except Exception as exc:  # noqa: BLE001 - read again soon; the offsets stand meanwhile
             log.debug("could not read the topic IDs of %s: %s", ", ".join(sorted(topics)), exc)
-            return set()
-        changed = self.topic_ids.recreated(current)
+            current = None
+        changed = self.topic_ids.read(topics, current, time.monotonic())
         for topic, (old, new) in sorted(changed.items()):
             held = {tp: offset for tp, offset in {**self._checkpoint_offsets, **self.positions}.items()
                     if tp[0] == topic}
@@ -446,16 +449,33 @@ class Daemon:
             self._positions_when_lost = {tp: o for tp, o in self._positions_when_lost.items() if tp[0] != topic}
         return set(changed)
 
-    def _watch_topic_ids(self) -> None:
-        """Every TOPIC_ID_CHECK_S (and at once after the log went back): an assigned topic found created again
-        is sought to its start; what was fetched of it and not learned is dropped."""
-        if time.monotonic() < self._topic_id_check_at or not self._broker_up():
-            return
+    def _watch_topic_ids(self, *, now: bool = False) -> bool:
+        """Every TOPIC_ID_CHECK_S (``now``: at once, the broker answering): an assigned topic found created again
+        is sought to its start, and what was fetched of it and not learned is dropped. True if one was."""
+        if not now and (not self.topic_ids.due(time.monotonic()) or not self._broker_up()):
+            return False
         assigned = self.consumer.assignment()
-        restart = self._from_start(self._recreated_topics({topic for topic, _ in assigned}), assigned)
+        restart = self._from_start(self._read_topic_ids({topic for topic, _ in assigned}), assigned)
         if restart:
             self.positions.update(restart)
             self._seek(restart)
+        return bool(restart)
+
+    def _wait_for_topic_ids(self, records: Any) -> bool:
+        """After the broker went away (or a log went back), nothing is learned before the topic IDs are read
+        again: a cluster that came back empty and was fed again is a new log. True when this fetch must wait: its
+        partitions are sought back to where they stand, and it is fetched again."""
+        now = time.monotonic()
+        if not self.topic_ids.holding(now):
+            return False
+        if self.topic_ids.due(now) and not self._watch_topic_ids(now=True) and self.topic_ids.verified:
+            return False  # read, and no topic created again: learn this fetch
+        runs = records.coords.runs if getattr(records, "coords", None) is not None else Coordinates.of(
+            records.records if getattr(records, "records", None) is not None else records).runs
+        back = {(topic, partition): self.positions.get((topic, partition), int(offsets[0]))
+                for topic, partition, offsets in runs if len(offsets)}
+        self._seek(back)
+        return True
 
     def _from_start(self, topics: set[str], partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
         """Offset 0 for those of ``partitions``, and of the partitions held, that belong to ``topics``; what was
@@ -495,9 +515,6 @@ class Daemon:
                         "the cluster creates topics on first write, create them; until a bad record's dead letter "
                         "is confirmed, no checkpoint is written and no offset committed past it",
                         ", ".join(sorted(missing)))
-
-    def _check_topic_ids_now(self, _tp: TopicPartition) -> None:
-        self._topic_id_check_at = 0.0
 
     def _learned_offsets(self) -> dict[TopicPartition, int]:
         """The next offset not yet learned per partition (what a checkpoint covers): pending rows were fetched
@@ -554,6 +571,8 @@ class Daemon:
         from lifelong.stream.codecs import decode_records
         from lifelong.stream.prefetch import Prefetched, filter_batch
 
+        if self._wait_for_topic_ids(records):
+            return
         if isinstance(records, Prefetched) and records.coords is not None:
             batch = self._guard_runs(records)
             if batch is None:

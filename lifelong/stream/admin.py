@@ -41,9 +41,10 @@ def missing_topics(cfg: KafkaConfig, timeout_ms: int = 5000) -> set[str]:
     return set(cfg.topics) - list_topics(kwargs.pop("bootstrap_servers"), **kwargs)
 
 
-def topic_ids(cfg: KafkaConfig, topics: Iterable[str], timeout_ms: int = 5000) -> dict[str, str]:
+def topic_ids(cfg: KafkaConfig, topics: Iterable[str], timeout_ms: int = 5000) -> dict[str, str | None]:
     """Kafka's topic ID of each of ``topics`` the cluster has: a UUID that a topic deleted and created again under
-    the same name does not keep. Topics the cluster lacks, and brokers without topic IDs, are left out."""
+    the same name does not keep (None from a broker without topic IDs, Kafka before 2.8). Topics the cluster
+    lacks are left out."""
     kwargs = admin_kwargs(cfg, request_timeout_ms=timeout_ms)
     admin = _admin(kwargs.pop("bootstrap_servers"), **kwargs)
     try:
@@ -52,11 +53,11 @@ def topic_ids(cfg: KafkaConfig, topics: Iterable[str], timeout_ms: int = 5000) -
     finally:
         with contextlib.suppress(Exception):
             admin.close()
-    out = {}
+    out: dict[str, str | None] = {}
     for item in described:
         name, topic_id = item.get("name") or item.get("topic"), item.get("topic_id")
-        if name in present and not item.get("error_code") and topic_id and str(topic_id) != NO_TOPIC_ID:
-            out[name] = str(topic_id)
+        if name in present and not item.get("error_code"):
+            out[name] = str(topic_id) if topic_id and str(topic_id) != NO_TOPIC_ID else None
     return out
 
 

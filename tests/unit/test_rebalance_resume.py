@@ -8,6 +8,7 @@ in-memory script of rebalance events; the real-broker path is that outage test.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from lifelong.config import Settings
 from lifelong.daemon.service import Daemon
 from lifelong.daemon.topic_identity import TopicIdentity
 from lifelong.stream.consumer import RebalanceEvent
-from lifelong.stream.records import DecodedBatch
+from lifelong.stream.records import DecodedBatch, RawRecord
 
 TP = ("events", 0)
 
@@ -34,6 +35,9 @@ class ScriptedConsumer:
 
     def seek(self, offsets: dict) -> None:
         self.sought.append(dict(offsets))
+
+    def assignment(self) -> set:
+        return {TP}
 
 
 def _daemon(tmp_path: Path, *events: RebalanceEvent, topic_ids: dict[str, str] | None = None) -> Daemon:
@@ -114,3 +118,38 @@ def test_topic_ids_that_cannot_be_read_leave_the_offsets_as_they_are(tmp_path: P
     daemon.read_topic_ids = unreachable
     daemon._handle_rebalance()
     assert daemon.consumer.sought == [{TP: 8_867}] and daemon.topic_ids.state_dict() == {"events": "A"}
+
+
+def _fetched(*offsets: int) -> list[RawRecord]:
+    return [RawRecord(TP[0], TP[1], offset, None, b"") for offset in offsets]
+
+
+def _after_an_outage(tmp_path: Path, cluster_ids: dict[str, str]) -> Daemon:
+    """Held at 6,000 in the log of topic ID A, verified; then the broker went away."""
+    daemon = _daemon(tmp_path, topic_ids=cluster_ids)
+    daemon.guard.positions[TP] = 6_000
+    daemon.topic_ids = TopicIdentity({"events": "A"}, hold_s=30)
+    daemon.topic_ids.read({"events"}, {"events": "A"}, time.monotonic())
+    daemon.topic_ids.suspect(time.monotonic())
+    return daemon
+
+
+def test_after_an_outage_a_fetch_from_a_new_log_is_not_learned_and_the_log_starts_over(tmp_path: Path) -> None:
+    daemon = _after_an_outage(tmp_path, {"events": "B"})  # the cluster came back empty and was fed again
+    assert daemon._wait_for_topic_ids(_fetched(6_000, 6_001))
+    assert daemon.positions[TP] == 0 and daemon.consumer.sought[-1] == {TP: 0}
+    assert not daemon._wait_for_topic_ids(_fetched(0, 1))  # read: the fetches from the start are learned
+
+
+def test_after_an_outage_the_same_log_is_learned_on_at_once(tmp_path: Path) -> None:
+    daemon = _after_an_outage(tmp_path, {"events": "A"})
+    assert not daemon._wait_for_topic_ids(_fetched(6_000, 6_001))
+    assert daemon.positions[TP] == 6_000 and daemon.consumer.sought == []
+
+
+def test_after_an_outage_ids_that_cannot_be_read_hold_fetches_back_for_hold_s_only(tmp_path: Path) -> None:
+    daemon = _after_an_outage(tmp_path, {})  # the topic not there (yet)
+    assert daemon._wait_for_topic_ids(_fetched(6_000, 6_001))
+    assert daemon.consumer.sought == [{TP: 6_000}]  # fetched again from where it stands
+    daemon.topic_ids.hold_s = 0  # the wait is over: learn on unchecked rather than stall
+    assert not daemon._wait_for_topic_ids(_fetched(6_000, 6_001))
