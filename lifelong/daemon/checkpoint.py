@@ -9,11 +9,13 @@ incompatible file is refused with a clear message and the next older one is trie
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import logging
 import os
 import re
+import socket
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -61,6 +63,40 @@ def offsets_from_state(state: Mapping[str, int]) -> dict[tuple[str, int], int]:
         topic, partition = key.rsplit("\x00", 1)
         out[(topic, int(partition))] = int(offset)
     return out
+
+
+class DirectoryInUse(CheckpointError):
+    """Another daemon holds the checkpoint folder."""
+
+
+class DirectoryLock:
+    """One daemon per checkpoint folder, for its whole life. Two daemons writing one folder would number their
+    checkpoints alike, overwrite each other's and resume from each other's model and offsets.
+
+    An ``flock`` on ``.lock`` in the folder: the kernel releases it when the process ends, ``kill -9`` included,
+    so a crash never leaves a stale lock. The file says who holds it. Reading checkpoints needs no lock."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self._file = (self.directory / ".lock").open("a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            holder = self._file.read().strip() or "pid unknown"
+            self._file.close()
+            raise DirectoryInUse(f"{self.directory} is in use by another daemon ({holder}): give each daemon a "
+                                 "checkpoint.dir of its own") from None
+        except OSError as exc:  # a filesystem without locks (some network filesystems)
+            log.warning("checkpoint.dir %s cannot be locked (%s): make sure no other daemon writes to it",
+                        self.directory, exc.strerror or exc)
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        self._file.flush()
+
+    def release(self) -> None:
+        self._file.close()  # closing the file releases the lock
 
 
 @dataclass

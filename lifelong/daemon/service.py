@@ -39,7 +39,7 @@ import numpy as np
 from lifelong import __version__
 from lifelong.config import Settings
 from lifelong.daemon.bad_streak import BadStreak
-from lifelong.daemon.checkpoint import CheckpointStore, ForeignCheckpoint
+from lifelong.daemon.checkpoint import CheckpointStore, DirectoryInUse, DirectoryLock, ForeignCheckpoint
 from lifelong.daemon.factory import build_drift, build_learner, seed_everything, strategy_label, tune_for_stream
 from lifelong.daemon.notify import ServiceNotifier
 from lifelong.daemon.pending import PendingRecords
@@ -111,6 +111,7 @@ class Daemon:
         self._said_missing: set[str] | None = None  # the missing topics last warned of
         self._unassigned_wait = UNASSIGNED_CHECK_S  # between two such checks, doubling
         self._audit = None
+        self._dir_lock: DirectoryLock | None = None  # held from _setup to the end of run()
         self._checkpoint_offsets: dict[TopicPartition, int] = {}
         # partitions lost (evicted) -> the position this daemon's model had learned up to when they went
         self._positions_when_lost: dict[TopicPartition, int] = {}
@@ -172,6 +173,10 @@ class Daemon:
         with _startup("checkpoint.dir", s.checkpoint.dir):
             self.store = CheckpointStore(s.checkpoint.dir, keep=s.checkpoint.keep, config_digest=s.digest(),
                                          also_accept=(s.legacy_digest(),))
+            try:
+                self._dir_lock = DirectoryLock(s.checkpoint.dir)
+            except DirectoryInUse as exc:
+                raise StartupError("checkpoint.dir", str(exc)) from exc
         self._restore()
         with _startup("metrics.port", f"{s.metrics.host}:{s.metrics.port}"):
             self.server = MetricsServer(self.metrics, self.health, s.metrics.host, s.metrics.port).start()
@@ -258,6 +263,14 @@ class Daemon:
         if self.install_signal_handlers and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
+        try:
+            return self._run()
+        finally:
+            if self._dir_lock is not None:
+                self._dir_lock.release()
+                self._dir_lock = None
+
+    def _run(self) -> RunStats:
         start = time.monotonic()
         self._setup()
         self._connect()

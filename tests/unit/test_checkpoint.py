@@ -1,5 +1,7 @@
 """Checkpoints: atomic, checksummed, safe to load; a corrupt or incompatible one falls back to the one before."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -64,3 +66,26 @@ def test_arbitrary_objects_are_refused(tmp_path):
     path.write_bytes(b"LIFELONG-CKPT-1\n" + hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
     with pytest.raises(CheckpointError, match="safe loader"):
         store.read(path)
+
+
+def test_one_daemon_per_checkpoint_dir_and_a_killed_one_leaves_no_stale_lock(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from lifelong.daemon.checkpoint import DirectoryInUse, DirectoryLock
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from lifelong.daemon.checkpoint import DirectoryLock; "
+                               f"lock = DirectoryLock(Path({str(tmp_path)!r})); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(DirectoryInUse, match=f"pid {holder.pid} on "):
+            DirectoryLock(tmp_path)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    lock = DirectoryLock(tmp_path)  # the kernel released it with the process
+    lock.release()
+    DirectoryLock(tmp_path).release()  # and a released lock can be taken again

@@ -60,3 +60,21 @@ def test_a_checkpoint_dir_of_another_model_is_not_taken_over(tmp_path: Path) -> 
     assert code == 2, output
     assert "cannot start: checkpoint.dir" in output and "of another shape" in output
     assert len(list((tmp_path / "ckpt").glob("ckpt-*.pt"))) == 1  # left as it was
+
+
+def test_a_checkpoint_dir_another_daemon_holds(tmp_path: Path) -> None:
+    """Two daemons on one folder would number their checkpoints alike and resume from each other's."""
+    import os
+
+    from lifelong.daemon.checkpoint import DirectoryLock
+
+    (tmp_path / "ckpt").mkdir()
+    held = DirectoryLock(tmp_path / "ckpt")
+    try:
+        code, output = run(tmp_path)
+    finally:
+        held.release()
+    assert code == 2, output
+    said = " ".join(output.split())  # rich wraps the line at the terminal's width
+    assert "cannot start: checkpoint.dir" in said and "in use by another daemon" in said
+    assert f"pid {os.getpid()} on " in said and "Traceback" not in said
