@@ -271,6 +271,9 @@ class Daemon:
                 self._dir_lock = None
 
     def _run(self) -> RunStats:
+        from lifelong.stream.fetch_process import refuse_when_bootstrapping
+
+        refuse_when_bootstrapping()  # before the checkpoint folder is locked: the parent holds it
         start = time.monotonic()
         self._setup()
         self._connect()

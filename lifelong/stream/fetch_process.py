@@ -70,7 +70,7 @@ UNGUARDED_MAIN = (
 )
 
 
-def _refuse_when_bootstrapping() -> None:
+def refuse_when_bootstrapping() -> None:
     """Raise in a spawned child that is still importing its parent's main module (which then starts a daemon
     at import, with no ``__main__`` guard): without this the child would spawn children of its own, or fail with
     multiprocessing's RuntimeError, which looks like any other error at start and would be retried forever."""
@@ -302,7 +302,7 @@ class ProcessPrefetchingConsumer(FetcherGroup):
     def __init__(self, cfg: Any, *, depth: int = 2, workers: int = 1, decode: Callable | None = None,
                  request_timeout_s: float = 60.0, shared_memory: bool = True, gc_freeze: bool = True,
                  reuse_memory: bool = True, **overrides: Any) -> None:
-        _refuse_when_bootstrapping()
+        refuse_when_bootstrapping()
         context = mp.get_context("spawn")  # no fork of a process that holds torch's and the client's threads
         self.request_timeout_s = request_timeout_s
         self._queue: deque[tuple[str, Any]] = deque()
