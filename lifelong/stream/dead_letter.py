@@ -5,6 +5,11 @@ The dead-letter record keeps the original key, value and headers, and adds heade
 names is kept as ``original.<name>``. ``flush()`` raises :class:`DeadLetterError` when any write since the
 previous flush failed: the caller must then not commit offsets past those records (they would be lost).
 
+A record too large for the dead-letter topic (the producer's ``max_request_size``, the topic's
+``max.message.bytes``) would fail for ever, and hold every checkpoint back with it. Its dead letter goes without
+the original key, value and headers, and with a header ``omitted`` that gives their sizes: the record itself is
+still at ``source_topic``/``source_partition``/``source_offset``.
+
 The producer is not idempotent: an idempotent kafka-python producer stays dead after a broker restart, and a
 duplicate dead letter is harmless.
 """
@@ -14,13 +19,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable
 
+from kafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
+
 from lifelong.config import KafkaConfig
 from lifelong.stream.producer import StreamProducer
-from lifelong.stream.records import BadRecord
+from lifelong.stream.records import BadRecord, RawRecord
 
 __all__ = ["DeadLetterError", "DeadLetterWriter", "dead_letter_headers"]
 
-OWN_HEADERS = ("reason", "source_topic", "source_partition", "source_offset")
+OWN_HEADERS = ("reason", "source_topic", "source_partition", "source_offset", "omitted")
+TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)  # the client's own check, or the broker's
 
 
 class DeadLetterError(RuntimeError):
@@ -36,7 +44,10 @@ class DeadLetterError(RuntimeError):
 def dead_letter_headers(bad: BadRecord) -> list[tuple[str, bytes]]:
     """The original headers (renamed on a clash) followed by ``reason`` and the record's source."""
     rec = bad.record
-    headers = [(f"original.{k}" if k in OWN_HEADERS else k, v) for k, v in rec.headers]
+    if bad.payload_omitted:
+        headers = list(rec.headers)
+    else:
+        headers = [(f"original.{k}" if k in OWN_HEADERS else k, v) for k, v in rec.headers]
     headers += [
         ("reason", bad.reason.encode()),
         ("source_topic", rec.topic.encode()),
@@ -44,6 +55,17 @@ def dead_letter_headers(bad: BadRecord) -> list[tuple[str, bytes]]:
         ("source_offset", str(rec.offset).encode()),
     ]
     return headers
+
+
+def without_payload(bad: BadRecord) -> BadRecord:
+    """``bad`` with its key, value and headers left out, and an ``omitted`` header that gives their sizes: the dead
+    letter of a record too large for the dead-letter topic."""
+    rec = bad.record
+    sizes = (f"key {len(rec.key or b'')} bytes, value {len(rec.value or b'')} bytes, {len(rec.headers)} headers "
+             f"({sum(len(k) + len(v or b'') for k, v in rec.headers)} bytes): too large for the dead-letter topic; "
+             "the record is at its source offset")
+    return BadRecord(RawRecord(rec.topic, rec.partition, rec.offset, None, b"", (("omitted", sizes.encode()),),
+                               rec.timestamp_ms), bad.reason, payload_omitted=True)
 
 
 class DeadLetterWriter:
@@ -78,14 +100,20 @@ class DeadLetterWriter:
             self._pending.extend((item, exc) for item in items)
             return len(items)
         for item in items:
-            rec = item.record
-            try:
-                future = producer.send(self.topic_for(rec.topic), rec.value, key=rec.key,
-                                       headers=dead_letter_headers(item))
-            except Exception as exc:  # noqa: BLE001 - e.g. buffer full / closed: surfaced by flush()
-                future = exc
-            self._pending.append((item, future))
+            self._pending.append(self._send(producer, item))
         return len(items)
+
+    def _send(self, producer: StreamProducer, item: BadRecord) -> tuple[BadRecord, object]:
+        """(the letter, its future, or the error that kept it from being sent); one too large for the producer
+        is sent without its payload at once."""
+        rec = item.record
+        try:
+            return item, producer.send(self.topic_for(rec.topic), rec.value, key=rec.key,
+                                       headers=dead_letter_headers(item))
+        except TOO_LARGE as exc:
+            return (item, exc) if item.payload_omitted else self._send(producer, without_payload(item))
+        except Exception as exc:  # noqa: BLE001 - e.g. buffer full / closed: surfaced by flush()
+            return item, exc
 
     def flush(self, timeout_s: float = 30.0) -> int:
         """Wait for every queued dead letter; raise DeadLetterError if any failed. Returns how many arrived.
@@ -101,6 +129,15 @@ class DeadLetterWriter:
             raise DeadLetterError([item for item, _ in pending], [exc]) from exc
         with contextlib.suppress(Exception):  # a flush timeout shows up as undone futures below
             producer.flush(timeout_s)
+        # letters the broker refused as too large for the topic: sent again without their payload
+        refused = [i for i, (item, future) in enumerate(pending) if not isinstance(future, BaseException)
+                   and future.is_done and future.failed() and isinstance(future.exception, TOO_LARGE)  # type: ignore[attr-defined]
+                   and not item.payload_omitted]
+        if refused:
+            for i in refused:
+                pending[i] = self._send(producer, without_payload(pending[i][0]))
+            with contextlib.suppress(Exception):
+                producer.flush(timeout_s)
         failed: list[BadRecord] = []
         errors: list[BaseException] = []
         for item, future in pending:

@@ -38,6 +38,7 @@ class BadRecord:
 
     record: RawRecord
     reason: str
+    payload_omitted: bool = False  # its key, value and headers left out: too large for the dead-letter topic
 
 
 @dataclass(slots=True)

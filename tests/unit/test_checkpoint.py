@@ -75,10 +75,9 @@ def test_one_daemon_per_checkpoint_dir_and_a_killed_one_leaves_no_stale_lock(tmp
 
     from lifelong.daemon.checkpoint import DirectoryInUse, DirectoryLock
 
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from lifelong.daemon.checkpoint import DirectoryLock; "
-                               f"lock = DirectoryLock(Path({str(tmp_path)!r})); print('held', flush=True); time.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True)
+    script = ("import time; from pathlib import Path; from lifelong.daemon.checkpoint import DirectoryLock; "
+              f"lock = DirectoryLock(Path({str(tmp_path)!r})); print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(DirectoryInUse, match=f"pid {holder.pid} on "):
