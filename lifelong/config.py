@@ -286,7 +286,8 @@ class MetricsConfig(Section):
 class CheckpointConfig(Section):
     dir: Path = Field(default=Path("state/checkpoints"), description="Folder of checkpoints (a volume in k8s).")
     every_events: PositiveInt = Field(default=20_000, description="Checkpoint (then commit) every N events...")
-    every_seconds: PositiveFloat = Field(default=60.0, description="...or every T seconds, whichever first.")
+    every_seconds: PositiveFloat = Field(default=60.0, description="...or every T seconds, whichever first "
+                                         "(an idle daemon, with nothing learned since the newest one, writes none).")
     keep: PositiveInt = Field(default=3, description="Checkpoints kept; older ones are deleted.")
 
 

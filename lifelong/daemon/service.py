@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -113,6 +114,10 @@ class Daemon:
         self._audit = None
         self._dir_lock: DirectoryLock | None = None  # held from _setup to the end of run()
         self._checkpoint_offsets: dict[TopicPartition, int] = {}
+        # what the newest checkpoint holds (offsets, events, dead letters), where it is, and the offsets committed
+        self._saved: tuple[dict[TopicPartition, int], int, int] | None = None
+        self._newest: Path | None = None
+        self._committed: dict[TopicPartition, int] | None = None
         # partitions lost (evicted) -> the position this daemon's model had learned up to when they went
         self._positions_when_lost: dict[TopicPartition, int] = {}
         from lifelong.stream.codecs import REASONS
@@ -202,6 +207,7 @@ class Daemon:
         self._restore_counters(counters)
         self._checkpoint_offsets = checkpoint.offsets
         self.positions = dict(self._checkpoint_offsets)
+        self._saved, self._newest = (dict(self._checkpoint_offsets), self.stats.events, 0), checkpoint.path
         self.topic_ids = TopicIdentity(state.get("topic_ids", {}), check_s=TOPIC_ID_CHECK_S, hold_s=TOPIC_ID_HOLD_S)
         self.stats.resumed_from = checkpoint.path.name
         log.info("resumed from %s: %d events learned, offsets %s", checkpoint.path.name,
@@ -715,35 +721,41 @@ class Daemon:
             log.error("dead-letter topic not confirmed (%s): checkpoint and commit postponed", exc)
             return False
         offsets = self._learned_offsets()
-        state = {
-            "learner": self.learner.state_dict(),
-            "metrics": self.metrics.state_dict(),
-            "drift": self.drift.state_dict(),
-            "counters": self._counter_state(),
-            "topic_ids": self.topic_ids.state_dict(),
-        }
+        learned = (offsets, self.stats.events, self.stats.dead_letters)
+        fresh = learned != self._saved  # an idle daemon writes no checkpoint every checkpoint.every_seconds
+        if fresh:
+            state = {
+                "learner": self.learner.state_dict(),
+                "metrics": self.metrics.state_dict(),
+                "drift": self.drift.state_dict(),
+                "counters": self._counter_state(),
+                "topic_ids": self.topic_ids.state_dict(),
+            }
+            try:
+                self._newest = self.store.save(state, offsets)
+            except OSError as exc:  # a full or failing disk: keep learning, commit nothing the disk does not hold
+                self.metrics.checkpoint_failures.inc()
+                log.error("checkpoint not written to %s (%s): offsets not committed; trying again at the next "
+                          "checkpoint", self.store.directory, exc.strerror or exc)
+                return False
+            self._saved = learned
+            self._checkpoint_offsets.update(offsets)
+            self.stats.checkpoints += 1
+            self.metrics.checkpoint_time.set(time.time())
+            self.metrics.checkpoint_bytes.set(self._newest.stat().st_size)
+            log.debug("checkpoint %s at %s", self._newest.name, _fmt_offsets(offsets))
+        held_in = self._newest.name if self._newest is not None else "the newest checkpoint"
         try:
-            path = self.store.save(state, offsets)
-        except OSError as exc:  # a full or failing disk: keep learning, commit nothing the disk does not hold
-            self.metrics.checkpoint_failures.inc()
-            log.error("checkpoint not written to %s (%s): offsets not committed; trying again at the next "
-                      "checkpoint", self.store.directory, exc.strerror or exc)
-            return False
-        self._checkpoint_offsets.update(offsets)
-        self.stats.checkpoints += 1
-        self.metrics.checkpoint_time.set(time.time())
-        self.metrics.checkpoint_bytes.set(path.stat().st_size)
-        try:
-            if offsets and self._broker_up():
+            if offsets and offsets != self._committed and self._broker_up():
                 self.consumer.commit(offsets, timeout_ms=int(COMMIT_TIMEOUT_S * 1000))
+                self._committed = offsets
                 self.stats.commits += 1
-            elif offsets:
-                log.warning("broker unreachable: commit deferred; offsets are safe in %s", path.name)
+            elif offsets and offsets != self._committed and fresh:
+                log.warning("broker unreachable: commit deferred; offsets are safe in %s", held_in)
         except Exception as exc:  # noqa: BLE001 - the checkpoint holds the offsets; a later commit catches up
             self._broker_error("commit", exc)
-            log.warning("commit failed (%s): offsets are safe in %s and will be committed later", exc, path.name)
+            log.warning("commit failed (%s): offsets are safe in %s and will be committed later", exc, held_in)
         self.stats.positions = offsets
-        log.debug("checkpoint %s at %s", path.name, _fmt_offsets(offsets))
         return True
 
     def _counter_state(self) -> dict[str, Any]:
