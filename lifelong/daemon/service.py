@@ -41,6 +41,7 @@ from lifelong import __version__
 from lifelong.config import Settings
 from lifelong.daemon.bad_streak import BadStreak
 from lifelong.daemon.checkpoint import CheckpointStore, DirectoryInUse, DirectoryLock, ForeignCheckpoint
+from lifelong.daemon.dead_letter_topics import DeadLetterTopics
 from lifelong.daemon.factory import build_drift, build_learner, seed_everything, strategy_label, tune_for_stream
 from lifelong.daemon.notify import ServiceNotifier
 from lifelong.daemon.pending import PendingRecords
@@ -129,8 +130,7 @@ class Daemon:
                                    on_rewind=lambda _tp: self.topic_ids.suspect(time.monotonic()))
         self.topic_ids = TopicIdentity(check_s=TOPIC_ID_CHECK_S, hold_s=TOPIC_ID_HOLD_S)
         self.read_topic_ids: Callable[[set[str]], dict[str, str | None]] = self._cluster_topic_ids  # tests swap it
-        self._dead_letter_check_at: float | None = 0.0  # when to see to the dead-letter topics; None: done
-        self._dead_letter_said: str | None = None  # the last failure to create them said
+        self.dead_letter_topics = DeadLetterTopics(settings.kafka)
         self.health = Health(settings.metrics.liveness_timeout_s)
         self.server: MetricsServer | None = None
         self.notifier = ServiceNotifier()
@@ -304,7 +304,8 @@ class Daemon:
                         self._learn_pending(flush=True)  # caught up: do not hold a partial micro-batch back
                     self._update_readiness()
                     self._watch_topic_ids()
-                    self._see_to_dead_letter_topics()
+                    if not self.dead_letter_topics.done and self._broker_up():
+                        self.dead_letter_topics.see_to(time.monotonic())
                     now = time.monotonic()
                     due = (self.stats.events - events_at_checkpoint >= s.checkpoint.every_events
                            or now - last_checkpoint_time >= s.checkpoint.every_seconds)
@@ -505,38 +506,6 @@ class Daemon:
         restart = {tp: 0 for tp in {*partitions, *self.positions} if tp[0] in topics}
         self._forget(set(restart))
         return restart
-
-    def _see_to_dead_letter_topics(self) -> None:
-        """Once the broker is up: the dead-letter topics exist, or are created (``kafka.create_dead_letter_topics``).
-        Without one, the first bad record would hold every checkpoint and commit back until someone creates it,
-        where the cluster does not create topics on first write; so a topic still missing is said at start."""
-        if self._dead_letter_check_at is None or time.monotonic() < self._dead_letter_check_at \
-                or not self._broker_up():
-            return
-        from lifelong.stream.admin import create_missing_topics
-
-        kafka = self.settings.kafka
-        wanted = {f"{topic}{kafka.dead_letter_suffix}" for topic in kafka.topics}
-        try:
-            created, missing = create_missing_topics(kafka, wanted, create=kafka.create_dead_letter_topics)
-        except Exception as exc:  # noqa: BLE001 - refused (no permission, a policy) or the broker flickered
-            self._dead_letter_check_at = time.monotonic() + TOPIC_ID_CHECK_S
-            if str(exc) != self._dead_letter_said:
-                self._dead_letter_said = str(exc)
-                log.error("dead-letter topic(s) %s could not be created (%s): create them, or allow this client to "
-                          "(trying again every %.0fs); until a bad record's dead letter is confirmed, no checkpoint "
-                          "is written and no offset committed past it", ", ".join(sorted(wanted)), exc,
-                          TOPIC_ID_CHECK_S)
-            return
-        self._dead_letter_check_at = None
-        if created:
-            log.info("created dead-letter topic(s) %s (the broker's default partitions and replication)",
-                     ", ".join(sorted(created)))
-        if missing:
-            log.warning("dead-letter topic(s) %s not on the cluster (kafka.create_dead_letter_topics is off): unless "
-                        "the cluster creates topics on first write, create them; until a bad record's dead letter "
-                        "is confirmed, no checkpoint is written and no offset committed past it",
-                        ", ".join(sorted(missing)))
 
     def _learned_offsets(self) -> dict[TopicPartition, int]:
         """The next offset not yet learned per partition (what a checkpoint covers): pending rows were fetched

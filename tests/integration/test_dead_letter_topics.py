@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from daemon_helpers import Running, daemon_settings, fed_topic
 
-import lifelong.daemon.service as service
+import lifelong.daemon.dead_letter_topics as dead_letter_topics
 import lifelong.stream.admin as admin
 from lifelong.daemon.service import Daemon
 from lifelong.stream.admin import list_topics
@@ -77,7 +77,7 @@ def test_a_creation_the_cluster_refuses_is_said_once_and_tried_again(
         raise TopicAuthorizationFailedError("not authorized to create topics")
 
     monkeypatch.setattr(admin, "create_missing_topics", refused)
-    monkeypatch.setattr(service, "TOPIC_ID_CHECK_S", 0.3)
+    monkeypatch.setattr(dead_letter_topics, "RETRY_S", 0.3)
     topic, _, _ = fed_topic(shared_broker.bootstrap, make_topic, N, FEATURES)
     daemon = Daemon(daemon_settings(shared_broker.bootstrap, topic, tmp_path / "ckpt", FEATURES),
                     install_signal_handlers=False)
