@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
+from kafka.errors import KafkaError
 
 from lifelong.config import KafkaConfig
 from lifelong.stream.admin import create_topic, partitions_for
@@ -125,12 +126,16 @@ def feed_arrays(
         kafka = kafka.model_copy(update={"bootstrap_servers": KafkaConfig(
             bootstrap_servers=bootstrap_servers).bootstrap_servers})
     codec_obj = get_codec(codec) if isinstance(codec, str) else codec
-    created, count = ensure_topic(kafka, topic, partitions)
+    try:
+        created, count = ensure_topic(kafka, topic, partitions)
+        producer = StreamProducer(kafka)
+    except KafkaError as exc:
+        raise FeedError(f"cannot reach Kafka at {', '.join(kafka.bootstrap_servers)} ({exc}): is a broker running "
+                        "there? (`lifelong broker` starts one)") from exc
 
     n = len(y)
     labels = np.asarray(y).astype(np.int64, copy=False)
     is_json = isinstance(codec_obj, JsonCodec)
-    producer = StreamProducer(kafka)
     total_bytes = 0
     bar = _progress_bar(topic, n) if progress else None
     first: Any = None

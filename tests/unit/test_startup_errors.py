@@ -78,3 +78,14 @@ def test_a_checkpoint_dir_another_daemon_holds(tmp_path: Path) -> None:
     said = " ".join(output.split())  # rich wraps the line at the terminal's width
     assert "cannot start: checkpoint.dir" in said and "in use by another daemon" in said
     assert f"pid {os.getpid()} on " in said and "Traceback" not in said
+
+
+def test_feed_with_no_broker_at_the_address_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"kafka": {"bootstrap_timeout_ms": 1000}}))
+    result = CliRunner().invoke(app, ["feed", "-b", "127.0.0.1:1", "-t", "x", "-d", "digits", "--limit", "10",
+                                      "--config", str(path), "--no-progress"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert "feed failed: cannot reach Kafka at 127.0.0.1:1" in said and "lifelong broker" in said
+    assert "Traceback" not in said
