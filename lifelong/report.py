@@ -37,13 +37,14 @@ CUMULATIVE_TYPES = {"counter", "histogram", "summary"}
 
 # ---- recording ------------------------------------------------------------------------------------------------
 def record_scrapes(url: str, out: Path, interval: float = 1.0, stop: threading.Event | None = None,
-                   duration: float | None = None, stop_after_down: float | None = None) -> int:
+                   duration: float | None = None, stop_after_down: float | None = None,
+                   on_change: Callable[[str], None] | None = None) -> int:
     """Append one line per scrape of ``url`` to ``out`` until ``stop`` is set, ``duration`` passes, or the
     target has been unreachable for ``stop_after_down`` seconds after having answered. Returns the scrape count.
-    """
+    ``on_change`` hears, in a sentence, each time the target stops or starts answering (and the first time)."""
     stop = stop or threading.Event()
     start = time.monotonic()
-    seen_up, down_since, count = False, None, 0
+    seen_up, down_since, count, answering = False, None, 0, None
     with out.open("a") as sink:
         while not stop.is_set():
             now = time.time()
@@ -54,6 +55,10 @@ def record_scrapes(url: str, out: Path, interval: float = 1.0, stop: threading.E
             except (OSError, urllib.error.URLError) as exc:
                 line = {"t": now, "url": url, "up": 0, "error": str(exc)}
                 down_since = down_since if down_since is not None else time.monotonic()
+            if on_change is not None and bool(line["up"]) is not answering:
+                answering = bool(line["up"])
+                on_change(f"{url} answers" if answering else f"{url} does not answer ({line['error']}): "
+                          "recording that it is down")
             sink.write(json.dumps(line) + "\n")
             sink.flush()  # a killed recorder leaves only whole lines
             count += 1
@@ -106,16 +111,21 @@ def load_scrapes(path: Path) -> Recording:
 
     times, up, rows, types = [], [], [], {}
     url = ""
-    for raw in path.read_text().splitlines():
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
         if not raw.strip():
             continue
-        line = json.loads(raw)
-        url = line.get("url", url)
-        times.append(float(line["t"]))
-        up.append(int(line.get("up", 1)))
+        try:
+            line = json.loads(raw)
+            url = line.get("url", url)
+            times.append(float(line["t"]))
+            up.append(int(line.get("up", 1)))
+            text = line["text"] if up[-1] else ""
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            reason = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ValueError(f"{path}:{number}: not a line written by `lifelong scrape` ({reason})") from exc
         row: dict[tuple[str, LabelKey], float] = {}
-        if line.get("up", 1):
-            for family in text_string_to_metric_families(line["text"]):
+        if up[-1]:
+            for family in text_string_to_metric_families(text):
                 types[family.name] = family.type
                 for sample in family.samples:
                     if sample.name.endswith("_created"):
@@ -124,6 +134,9 @@ def load_scrapes(path: Path) -> Recording:
         rows.append(row)
     if not times:
         raise ValueError(f"{path}: no scrapes recorded")
+    if not any(up):
+        raise ValueError(f"{path}: none of its {len(times)} scrapes of {url or 'the daemon'} got an answer: "
+                         "nothing to draw (is the daemon running, on that port?)")
     order = np.argsort(times, kind="stable")
     times_arr = np.asarray(times, dtype=np.float64)[order]
     up_arr = np.asarray(up, dtype=np.int8)[order]
@@ -495,7 +508,8 @@ def scrape(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    count = record_scrapes(url, out, interval, stop, duration, stop_after_down)
+    count = record_scrapes(url, out, interval, stop, duration, stop_after_down,
+                           on_change=lambda said: typer.echo(said, err=True))
     typer.echo(f"recorded {count} scrapes of {url} into {out}", err=True)
 
 
@@ -512,7 +526,11 @@ def report(
 
     Example: lifelong report scrapes.jsonl --out report.png
     """
-    rec = load_scrapes(scrapes)
+    try:
+        rec = load_scrapes(scrapes)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     rec.target = {"job": "lifelong", "instance": instance or _instance_from(scrapes)}
     path = render_report(rec, out, window)
     typer.echo(f"wrote {path} ({len(PANELS)} panels from {len(rec.times)} scrapes over {rec.duration:.0f} s)",

@@ -156,8 +156,10 @@ def test_record_scrapes_stops_when_the_daemon_is_gone(tmp_path: Path) -> None:
     out = tmp_path / "scrapes.jsonl"
     stop = threading.Event()
     result: list[int] = []
+    said: list[str] = []
     recorder = threading.Thread(target=lambda: result.append(
-        record_scrapes(server.url + "/metrics", out, interval=0.05, stop=stop, stop_after_down=0.3)))
+        record_scrapes(server.url + "/metrics", out, interval=0.05, stop=stop, stop_after_down=0.3,
+                       on_change=said.append)))
     recorder.start()
     try:
         threading.Event().wait(0.3)
@@ -171,3 +173,17 @@ def test_record_scrapes_stops_when_the_daemon_is_gone(tmp_path: Path) -> None:
     up = [json.loads(line)["up"] for line in out.read_text().splitlines()]
     assert len(up) == result[0] and up[0] == 1 and up[-1] == 0
     assert up == sorted(up, reverse=True)  # answered, then gone
+    assert len(said) == 2 and said[0].endswith("answers") and "does not answer" in said[1]  # once each
+
+
+def test_a_file_that_is_not_a_recording_or_recorded_nothing_is_refused_by_line(tmp_path: Path) -> None:
+    from lifelong.report import load_scrapes
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"t": 1, "up": 0}\n{"up": 1, "text": ""}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: not a line written by `lifelong scrape` \(no 't'\)"):
+        load_scrapes(bad)
+    down = tmp_path / "down.jsonl"
+    down.write_text('{"t": 1, "url": "http://h:1/metrics", "up": 0}\n{"t": 2, "up": 0}\n')
+    with pytest.raises(ValueError, match="none of its 2 scrapes of http://h:1/metrics got an answer"):
+        load_scrapes(down)
