@@ -431,6 +431,7 @@ class Daemon:
                 # checkpoint learned up to; else the group's committed offset / auto_offset_reset apply.
                 # A topic created again since is a new log: from its start
                 recreated = self._read_topic_ids({topic for topic, _ in {*partitions, *self.positions}})
+                self.dead_letter_topics.see_to(time.monotonic())  # the broker answers: before the first record
                 known = {tp: self._resume_offset(tp) for tp in partitions if tp[0] not in recreated}
                 known = {tp: offset for tp, offset in known.items() if offset is not None}
                 known.update(self._from_start(recreated, partitions))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lifelong.config import Settings
+from lifelong.daemon.dead_letter_topics import DeadLetterTopics
 from lifelong.daemon.service import Daemon
 from lifelong.daemon.topic_identity import TopicIdentity
 from lifelong.stream.consumer import RebalanceEvent
@@ -44,6 +45,7 @@ def _daemon(tmp_path: Path, *events: RebalanceEvent, topic_ids: dict[str, str] |
     daemon = Daemon(Settings(checkpoint={"dir": str(tmp_path)}), install_signal_handlers=False)
     daemon.consumer = ScriptedConsumer(*events)
     daemon.read_topic_ids = lambda topics: {t: i for t, i in (topic_ids or {}).items() if t in topics}
+    daemon.dead_letter_topics = DeadLetterTopics(daemon.settings.kafka, create_missing=lambda *_, **__: (set(), set()))
     return daemon
 
 
