@@ -72,12 +72,18 @@ def main(
 def check_config(
     config: Annotated[Path, typer.Argument(help="YAML config file to validate.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the effective config as JSON, not YAML.")] = False,
+    connect: Annotated[bool, typer.Option(
+        "--connect", help="Also look at what the daemon would meet: the cluster, the topics and dead-letter topics, "
+        "the checkpoint folder and the metrics port.")] = False,
 ) -> None:
     """Validate a config file and print the effective configuration (file + environment overrides).
 
-    Exits 2 and names each bad key with the reason when the config is invalid.
+    Exits 2 and names each bad key with the reason when the config is invalid. With --connect, it then asks the
+    cluster for the topics (partitions, topic IDs) and their dead-letter topics, opens the checkpoint folder (is it
+    writable, held by another daemon, which checkpoint would it resume from) and tries the metrics port, changing
+    nothing the daemon relies on; it exits 1 when one of them would stop the daemon or keep it waiting.
 
-    Example: lifelong check-config configs/default.yaml
+    Example: lifelong check-config /etc/lifelong/config.yaml --connect
     """
     import yaml
 
@@ -88,6 +94,25 @@ def check_config(
     else:
         print(yaml.safe_dump(data, sort_keys=False), end="")
     console.print(f"[green]ok[/green]: {config} is valid")
+    if not connect:
+        return
+    from rich.table import Table
+
+    from lifelong.preflight import preflight
+
+    findings = preflight(settings)
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column("check", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("found")
+    colour = {"ok": "green", "warn": "yellow", "fail": "red"}
+    for finding in findings:
+        table.add_row(finding.check, f"[{colour[finding.status]}]{finding.status}[/]", finding.detail)
+    console.print(table)
+    failed = [finding.check for finding in findings if finding.status == "fail"]
+    if failed:
+        console.print(f"[red]not ready to run[/red]: {', '.join(failed)}")
+        raise typer.Exit(1)
 
 
 @app.command("run")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from kafka.admin import KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
@@ -14,8 +14,8 @@ from kafka.errors import TopicAlreadyExistsError
 from lifelong.config import KafkaConfig
 from lifelong.stream.kafka_options import admin_kwargs
 
-__all__ = ["create_missing_topics", "create_topic", "list_topics", "missing_topics", "partitions_for", "topic_ids",
-           "wait_for_topic"]
+__all__ = ["TopicInfo", "create_missing_topics", "create_topic", "describe_topics", "list_topics", "missing_topics",
+           "partitions_for", "topic_ids", "wait_for_topic"]
 
 #: What a broker without topic IDs (Kafka before 2.8) answers in their place.
 NO_TOPIC_ID = "00000000-0000-0000-0000-000000000000"
@@ -41,10 +41,13 @@ def missing_topics(cfg: KafkaConfig, timeout_ms: int = 5000) -> set[str]:
     return set(cfg.topics) - list_topics(kwargs.pop("bootstrap_servers"), **kwargs)
 
 
-def topic_ids(cfg: KafkaConfig, topics: Iterable[str], timeout_ms: int = 5000) -> dict[str, str | None]:
-    """Kafka's topic ID of each of ``topics`` the cluster has: a UUID that a topic deleted and created again under
-    the same name does not keep (None from a broker without topic IDs, Kafka before 2.8). Topics the cluster
-    lacks are left out."""
+class TopicInfo(NamedTuple):
+    partitions: int
+    topic_id: str | None  # None from a broker without topic IDs (Kafka before 2.8)
+
+
+def describe_topics(cfg: KafkaConfig, topics: Iterable[str], timeout_ms: int = 5000) -> dict[str, TopicInfo]:
+    """Partition count and topic ID of each of ``topics`` the cluster has (topics it lacks are left out)."""
     kwargs = admin_kwargs(cfg, request_timeout_ms=timeout_ms)
     admin = _admin(kwargs.pop("bootstrap_servers"), **kwargs)
     try:
@@ -53,12 +56,20 @@ def topic_ids(cfg: KafkaConfig, topics: Iterable[str], timeout_ms: int = 5000) -
     finally:
         with contextlib.suppress(Exception):
             admin.close()
-    out: dict[str, str | None] = {}
+    out: dict[str, TopicInfo] = {}
     for item in described:
         name, topic_id = item.get("name") or item.get("topic"), item.get("topic_id")
         if name in present and not item.get("error_code"):
-            out[name] = str(topic_id) if topic_id and str(topic_id) != NO_TOPIC_ID else None
+            known = str(topic_id) if topic_id and str(topic_id) != NO_TOPIC_ID else None
+            out[name] = TopicInfo(len(item.get("partitions") or []), known)
     return out
+
+
+def topic_ids(cfg: KafkaConfig, topics: Iterable[str], timeout_ms: int = 5000) -> dict[str, str | None]:
+    """Kafka's topic ID of each of ``topics`` the cluster has: a UUID that a topic deleted and created again under
+    the same name does not keep (None from a broker without topic IDs, Kafka before 2.8). Topics the cluster
+    lacks are left out."""
+    return {topic: info.topic_id for topic, info in describe_topics(cfg, topics, timeout_ms).items()}
 
 
 def partitions_for(bootstrap_servers: str | Iterable[str], topic: str, **client_kwargs: Any) -> int | None:
