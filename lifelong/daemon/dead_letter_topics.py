@@ -22,7 +22,8 @@ RETRY_S = 60.0  # a creation the cluster refused is tried again this often
 
 
 class DeadLetterTopics:
-    """Sees to the dead-letter topics of ``cfg.topics`` once; a refused creation is said once and tried again."""
+    """Sees to the dead-letter topics of ``cfg.topics`` once, and again after a dead letter failed; a refused
+    creation is said once and tried again."""
 
     def __init__(self, cfg: KafkaConfig, create_missing: Callable[..., tuple[set[str], set[str]]] | None = None
                  ) -> None:
@@ -34,6 +35,11 @@ class DeadLetterTopics:
     @property
     def done(self) -> bool:
         return self._due is None
+
+    def recheck(self, now: float) -> None:
+        """A dead letter failed: the topic may have been deleted since; see to the topics again."""
+        if self._due is None:
+            self._due = now
 
     def see_to(self, now: float) -> None:
         """Create the missing ones (or say which are missing), if due; call it with the broker answering."""

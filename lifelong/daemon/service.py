@@ -688,6 +688,7 @@ class Daemon:
             if failed:  # queue them again on the fresh producer: they are retried at the next checkpoint
                 self.dead_letters.write(failed)
             self._broker_error("dead-letter flush", exc)
+            self.dead_letter_topics.recheck(time.monotonic())
             log.error("dead-letter topic not confirmed (%s): checkpoint and commit postponed", exc)
             return False
         offsets = self._learned_offsets()
