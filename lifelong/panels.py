@@ -60,7 +60,8 @@ PANELS: tuple[Panel, ...] = (
           thresholds=(("green", None), ("orange", 10_000))),  # 10k: alert LifelongConsumerLagGrowing
     Panel("checkpoint_now", "Checkpoint age", "stat", "s",
           (Query(f"time() - max(lifelong_checkpoint_timestamp_seconds{{{SEL}}} > 0)"),), (12, 0, 4, 4),
-          "Seconds since the last durable checkpoint; offsets are committed only up to it.",
+          "Seconds since the daemon's state was last durable (a checkpoint written, or found to hold all it "
+          "learned); offsets are committed only up to it.",
           thresholds=(("green", None), ("orange", 300), ("red", 900))),  # 900 s: LifelongCheckpointStale
     Panel("drifts_total", "Drift detections", "stat", "short",
           (Query(f"sum(increase(lifelong_drift_detected_total{{{SEL}}}[$__range]))"),), (16, 0, 4, 4),

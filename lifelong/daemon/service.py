@@ -715,6 +715,8 @@ class Daemon:
             self.metrics.checkpoint_time.set(time.time())
             self.metrics.checkpoint_bytes.set(self._newest.stat().st_size)
             log.debug("checkpoint %s at %s", self._newest.name, _fmt_offsets(offsets))
+        else:  # the newest checkpoint holds everything learned: durable as of now (an idle daemon stays green)
+            self.metrics.checkpoint_time.set(time.time())
         held_in = self._newest.name if self._newest is not None else "the newest checkpoint"
         try:
             if offsets and offsets != self._committed and self._broker_up():

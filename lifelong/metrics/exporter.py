@@ -55,7 +55,9 @@ class DaemonMetrics:
         self.dead_letters = Counter("lifelong_dead_letter", "Records sent to the dead-letter topic, by reason.",
                                     ["reason"], registry=r)
         self.checkpoint_time = Gauge("lifelong_checkpoint_timestamp_seconds",
-                                     "Unix time of the last durable checkpoint.", registry=r)
+                                     "Unix time the daemon's state was last known durable: a checkpoint written, "
+                                     "or the newest one found to hold all it has learned (an idle daemon).",
+                                     registry=r)
         self.checkpoint_failures = Counter("lifelong_checkpoint_failures", "Checkpoints that could not be "
                                            "written (disk full or failing); their offsets were not committed.",
                                            registry=r)

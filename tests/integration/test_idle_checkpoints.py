@@ -1,6 +1,6 @@
 """An idle daemon, on the real broker: nothing learned since the newest checkpoint, so no new one every
 ``checkpoint.every_seconds`` (it wrote one each time: 2,880 copies of the same model a day at the default 30 s, and
-the same offsets committed again), until records come again."""
+the same offsets committed again), until records come again. Its checkpoint age stays current meanwhile."""
 
 from __future__ import annotations
 
@@ -31,9 +31,12 @@ def test_an_idle_daemon_writes_no_checkpoint_until_it_learns_again(
         assert wait_for(lambda: daemon.stats.positions == {(topic, 0): N}, 30)
         written, commits = daemon.stats.checkpoints, daemon.stats.commits
         files = sorted(p.name for p in (tmp_path / "ckpt").glob("ckpt-*.pt"))
+        durable = daemon.metrics.registry.get_sample_value("lifelong_checkpoint_timestamp_seconds")
         time.sleep(2.0)  # ten checkpoint intervals with nothing learned
         assert (daemon.stats.checkpoints, daemon.stats.commits) == (written, commits)
         assert sorted(p.name for p in (tmp_path / "ckpt").glob("ckpt-*.pt")) == files
+        # the newest checkpoint still holds all it learned: durable as of now, no stale alarm on the dashboard
+        assert daemon.metrics.registry.get_sample_value("lifelong_checkpoint_timestamp_seconds") > durable + 1
 
         x, y = blobs(N, FEATURES, seed=1)
         feed_arrays(x, y, topic=topic, bootstrap_servers=shared_broker.bootstrap, progress=False)
