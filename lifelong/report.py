@@ -267,9 +267,13 @@ def _ratio_by(by: tuple[str, ...], query: int = 0) -> Evaluator:
 
 
 def _checkpoint_age(rec: Recording, window: float) -> list[Line]:
+    """``time() - lifelong_checkpoint_timestamp_seconds``, with a scrape's start as ``time()``: a stamp set while
+    the scrape was answered is up to a request's time later, so an age is clipped at 0 (Prometheus evaluates
+    ``time()`` after the scrape)."""
     lines = []
     for key, stamp in rec.series("lifelong_checkpoint_timestamp_seconds").items():
-        lines.append(Line(0, _with_target(rec, key), np.where(stamp > 0, rec.times - stamp, np.nan)))
+        age = np.where(stamp > 0, np.maximum(rec.times - stamp, 0.0), np.nan)
+        lines.append(Line(0, _with_target(rec, key), age))
     return lines
 
 

@@ -187,3 +187,16 @@ def test_a_file_that_is_not_a_recording_or_recorded_nothing_is_refused_by_line(t
     down.write_text('{"t": 1, "url": "http://h:1/metrics", "up": 0}\n{"t": 2, "up": 0}\n')
     with pytest.raises(ValueError, match="none of its 2 scrapes of http://h:1/metrics got an answer"):
         load_scrapes(down)
+
+
+def test_a_checkpoint_stamped_while_the_scrape_was_answered_is_no_negative_age() -> None:
+    """The scrape's clock is read before its request; an idle daemon stamps 'durable now' at any moment, so the
+    stamp can be a millisecond after it (seen in tests/integration/test_deploy_daemon.py)."""
+    from lifelong.report import Recording
+
+    times = np.array([100.0, 101.0, 102.0])
+    stamps = {(): np.array([99.5, 101.001, 101.5])}
+    rec = Recording(times=times, up=np.ones(3, np.int8),
+                    values={"lifelong_checkpoint_timestamp_seconds": stamps})
+    (age,) = EVALUATORS["checkpoint_now"](rec, 1.0)
+    assert age.values.tolist() == pytest.approx([0.5, 0.0, 0.5])
