@@ -72,7 +72,8 @@ def kafka_findings(cfg: KafkaConfig) -> list[Finding]:
 
 
 def checkpoint_findings(settings: Settings) -> list[Finding]:
-    from lifelong.daemon.checkpoint import CheckpointStore, DirectoryInUse, DirectoryLock, ForeignCheckpoint
+    from lifelong.daemon.checkpoint import CheckpointStore, DirectoryInUse, DirectoryLock
+    from lifelong.stream.records import format_offsets
 
     folder, check = settings.checkpoint.dir, "checkpoint.dir"
     if not folder.exists():
@@ -92,9 +93,9 @@ def checkpoint_findings(settings: Settings) -> list[Finding]:
         latest = store.latest()
     if latest is not None:
         events = int(latest.state.get("counters", {}).get("events", 0))
-        offsets = ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(latest.offsets.items())) or "none"
-        return [Finding(check, "ok", f"resumes from {latest.path.name}: {events:,} events learned, offsets {offsets}")]
-    if any(isinstance(exc, ForeignCheckpoint) for exc in store.refused):
+        return [Finding(check, "ok", f"resumes from {latest.path.name}: {events:,} events learned, offsets "
+                        f"{format_offsets(latest.offsets)}")]
+    if store.refused_foreign:
         return [Finding(check, "fail", f"{folder} holds checkpoints of a model of another shape and none of this "
                         "one: the daemon refuses to start (restore that configuration, or use an empty folder)")]
     if store.refused:

@@ -118,6 +118,7 @@ class CheckpointStore:
         self.keep = keep
         self.config_digest = config_digest  # written into every checkpoint; read ones must carry it
         self.accepted = {config_digest, *also_accept}  # or one of these (an older digest of the same config)
+        self.refused: list[CheckpointError] = []  # what the last latest() skipped, and why
         self.directory.mkdir(parents=True, exist_ok=True)
         # a folder that cannot take a file must fail here, at start, not at the first checkpoint
         with tempfile.NamedTemporaryFile(dir=self.directory, prefix=".probe-"):
@@ -195,7 +196,7 @@ class CheckpointStore:
 
     def latest(self) -> Checkpoint | None:
         """The newest checkpoint that verifies; bad ones are logged, skipped and kept in ``refused``."""
-        self.refused: list[CheckpointError] = []
+        self.refused = []
         for sequence, path in self.paths():
             try:
                 return Checkpoint(path, sequence, self.read(path))
@@ -203,3 +204,9 @@ class CheckpointStore:
                 self.refused.append(exc)
                 log.error("checkpoint refused: %s; trying the one before it", exc)
         return None
+
+    @property
+    def refused_foreign(self) -> bool:
+        """Whether :meth:`latest` refused a checkpoint of a learner of another shape (the folder may belong to
+        another model)."""
+        return any(isinstance(exc, ForeignCheckpoint) for exc in self.refused)

@@ -40,7 +40,7 @@ import numpy as np
 from lifelong import __version__
 from lifelong.config import Settings
 from lifelong.daemon.bad_streak import BadStreak
-from lifelong.daemon.checkpoint import CheckpointStore, DirectoryInUse, DirectoryLock, ForeignCheckpoint
+from lifelong.daemon.checkpoint import CheckpointStore, DirectoryInUse, DirectoryLock
 from lifelong.daemon.dead_letter_topics import DeadLetterTopics
 from lifelong.daemon.factory import build_drift, build_learner, seed_everything, strategy_label, tune_for_stream
 from lifelong.daemon.notify import ServiceNotifier
@@ -51,7 +51,7 @@ from lifelong.heap import frozen_heap
 from lifelong.learner import resolve_device
 from lifelong.metrics.exporter import DaemonMetrics, Health, MetricsServer
 from lifelong.stream.prefetch import FetcherStopped
-from lifelong.stream.records import Coordinates, DecodedBatch, RawRecord, TopicPartition
+from lifelong.stream.records import Coordinates, DecodedBatch, RawRecord, TopicPartition, format_offsets
 
 log = logging.getLogger("lifelong.daemon")
 
@@ -189,7 +189,7 @@ class Daemon:
 
     def _restore(self) -> None:
         checkpoint = self.store.latest()
-        if checkpoint is None and any(isinstance(exc, ForeignCheckpoint) for exc in self.store.refused):
+        if checkpoint is None and self.store.refused_foreign:
             # a new model here would soon prune the old one's checkpoints (checkpoint.keep): never silently
             raise StartupError("checkpoint.dir", f"{self.store.directory} holds the checkpoints of a model of another "
                                "shape (the model, the replay memory or the strategies changed) and none of this one: "
@@ -208,10 +208,10 @@ class Daemon:
         self._checkpoint_offsets = checkpoint.offsets
         self.positions = dict(self._checkpoint_offsets)
         self._saved, self._newest = (dict(self._checkpoint_offsets), self.stats.events, 0), checkpoint.path
-        self.topic_ids = TopicIdentity(state.get("topic_ids", {}), check_s=TOPIC_ID_CHECK_S, hold_s=TOPIC_ID_HOLD_S)
+        self.topic_ids.load_state_dict(state.get("topic_ids", {}))
         self.stats.resumed_from = checkpoint.path.name
         log.info("resumed from %s: %d events learned, offsets %s", checkpoint.path.name,
-                 self.learner.events_seen, _fmt_offsets(self._checkpoint_offsets))
+                 self.learner.events_seen, format_offsets(self._checkpoint_offsets))
 
     def _restore_counters(self, counters: dict[str, Any]) -> None:
         """Counters continue from the checkpoint so dashboards see no reset across restarts."""
@@ -438,7 +438,7 @@ class Daemon:
                 self.positions.update(known)
                 if known:
                     self._seek(known)
-                log.info("assigned %s (resuming %s)", sorted(partitions), _fmt_offsets(known))
+                log.info("assigned %s (resuming %s)", sorted(partitions), format_offsets(known))
             elif kind == "revoked":
                 log.info("revoked %s: checkpoint and commit", sorted(partitions))
                 self.checkpoint_and_commit()
@@ -468,7 +468,7 @@ class Daemon:
                     if tp[0] == topic}
             log.warning("topic %s was deleted and created again (topic ID %s, now %s): the offsets learned up to "
                         "(%s) belong to the old log; learning the new one from its start", topic, old, new,
-                        _fmt_offsets(held))
+                        format_offsets(held))
             self._checkpoint_offsets = {tp: o for tp, o in self._checkpoint_offsets.items() if tp[0] != topic}
             self._positions_when_lost = {tp: o for tp, o in self._positions_when_lost.items() if tp[0] != topic}
         return set(changed)
@@ -494,8 +494,12 @@ class Daemon:
             return False
         if self.topic_ids.due(now) and not self._watch_topic_ids(now=True) and self.topic_ids.verified:
             return False  # read, and no topic created again: learn this fetch
-        runs = records.coords.runs if getattr(records, "coords", None) is not None else Coordinates.of(
-            records.records if getattr(records, "records", None) is not None else records).runs
+        from lifelong.stream.prefetch import Prefetched
+
+        if isinstance(records, Prefetched) and records.coords is not None:  # as _handle_records tells them apart
+            runs = records.coords.runs
+        else:
+            runs = Coordinates.of(records.records if isinstance(records, Prefetched) else records).runs
         back = {(topic, partition): self.positions.get((topic, partition), int(offsets[0]))
                 for topic, partition, offsets in runs if len(offsets)}
         self._seek(back)
@@ -531,7 +535,7 @@ class Daemon:
     def _seek_back(self, offsets: dict[TopicPartition, int]) -> None:
         if offsets:
             log.info("records on %s start above the position: seeking back (a jumped client, or offsets that "
-                     "hold no record)", _fmt_offsets(offsets))
+                     "hold no record)", format_offsets(offsets))
             self._seek(offsets)
 
     def _guard(self, records: list[RawRecord]) -> list[RawRecord]:
@@ -714,10 +718,10 @@ class Daemon:
             self.stats.checkpoints += 1
             self.metrics.checkpoint_time.set(time.time())
             self.metrics.checkpoint_bytes.set(self._newest.stat().st_size)
-            log.debug("checkpoint %s at %s", self._newest.name, _fmt_offsets(offsets))
+            log.debug("checkpoint %s at %s", self._newest.name, format_offsets(offsets))
         else:  # the newest checkpoint holds everything learned: durable as of now (an idle daemon stays green)
             self.metrics.checkpoint_time.set(time.time())
-        held_in = self._newest.name if self._newest is not None else "the newest checkpoint"
+        held_in = self._newest.name  # set with _saved: by this save, an earlier one, or the restore
         try:
             if offsets and offsets != self._committed and self._broker_up():
                 self.consumer.commit(offsets, timeout_ms=int(COMMIT_TIMEOUT_S * 1000))
@@ -780,7 +784,3 @@ def _startup(key: str, value: object) -> Iterator[None]:
     except OSError as exc:
         hint = " (another daemon on it?)" if exc.errno == errno.EADDRINUSE else ""
         raise StartupError(key, f"{value}: {exc.strerror or exc}{hint}") from exc
-
-
-def _fmt_offsets(offsets: dict[TopicPartition, int]) -> str:
-    return ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(offsets.items())) or "none"

@@ -70,3 +70,7 @@ class TopicIdentity:
 
     def state_dict(self) -> dict[str, str]:
         return dict(self.ids)
+
+    def load_state_dict(self, ids: Mapping[str, str]) -> None:
+        """The IDs a checkpoint's offsets were learned under (none in one written before they were kept)."""
+        self.ids = dict(ids)

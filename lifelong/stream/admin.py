@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 from kafka.admin import KafkaAdminClient
@@ -26,6 +26,19 @@ def _admin(bootstrap_servers: str | Iterable[str], **client_kwargs: Any) -> Kafk
     return KafkaAdminClient(**{"client_id": "lifelong-admin", **client_kwargs, "bootstrap_servers": servers})
 
 
+@contextlib.contextmanager
+def _connected(cfg: KafkaConfig, timeout_ms: int) -> Iterator[KafkaAdminClient]:
+    """An admin client with ``cfg``'s servers and security settings, every request bounded by ``timeout_ms``;
+    closed on the way out (a close that fails changes nothing for the caller)."""
+    kwargs = admin_kwargs(cfg, request_timeout_ms=timeout_ms)
+    admin = _admin(kwargs.pop("bootstrap_servers"), **kwargs)
+    try:
+        yield admin
+    finally:
+        with contextlib.suppress(Exception):
+            admin.close()
+
+
 def list_topics(bootstrap_servers: str | Iterable[str], **client_kwargs: Any) -> set[str]:
     admin = _admin(bootstrap_servers, **client_kwargs)
     try:
@@ -37,8 +50,8 @@ def list_topics(bootstrap_servers: str | Iterable[str], **client_kwargs: Any) ->
 def missing_topics(cfg: KafkaConfig, timeout_ms: int = 5000) -> set[str]:
     """The topics of ``cfg.topics`` the cluster does not have (with ``cfg``'s security settings); every request
     bounded by ``timeout_ms``, so a caller in a loop with a liveness deadline can afford it."""
-    kwargs = admin_kwargs(cfg, request_timeout_ms=timeout_ms)
-    return set(cfg.topics) - list_topics(kwargs.pop("bootstrap_servers"), **kwargs)
+    with _connected(cfg, timeout_ms) as admin:
+        return set(cfg.topics) - set(admin.list_topics())
 
 
 class TopicInfo(NamedTuple):
@@ -48,14 +61,9 @@ class TopicInfo(NamedTuple):
 
 def describe_topics(cfg: KafkaConfig, topics: Iterable[str], timeout_ms: int = 5000) -> dict[str, TopicInfo]:
     """Partition count and topic ID of each of ``topics`` the cluster has (topics it lacks are left out)."""
-    kwargs = admin_kwargs(cfg, request_timeout_ms=timeout_ms)
-    admin = _admin(kwargs.pop("bootstrap_servers"), **kwargs)
-    try:
+    with _connected(cfg, timeout_ms) as admin:
         present = sorted(set(admin.list_topics()) & set(topics))  # describing a missing topic raises on some
         described = admin.describe_topics(present) if present else []
-    finally:
-        with contextlib.suppress(Exception):
-            admin.close()
     out: dict[str, TopicInfo] = {}
     for item in described:
         name, topic_id = item.get("name") or item.get("topic"), item.get("topic_id")
@@ -112,9 +120,7 @@ def create_missing_topics(cfg: KafkaConfig, topics: Iterable[str], *, create: bo
     """Of ``topics``, those the cluster lacks, created with the broker's default partitions and replication
     unless ``create`` is False: returns (created, still missing). A creation the cluster refuses raises its error
     (no permission, a policy): the caller says what that means."""
-    kwargs = admin_kwargs(cfg, request_timeout_ms=timeout_ms)
-    admin = _admin(kwargs.pop("bootstrap_servers"), **kwargs)
-    try:
+    with _connected(cfg, timeout_ms) as admin:
         missing = set(topics) - set(admin.list_topics())
         if not missing or not create:
             return set(), missing
@@ -122,9 +128,6 @@ def create_missing_topics(cfg: KafkaConfig, topics: Iterable[str], *, create: bo
             admin.create_topics({topic: {"num_partitions": -1, "replication_factor": -1} for topic in sorted(missing)},
                                 timeout_ms=timeout_ms)
         return missing, set()
-    finally:
-        with contextlib.suppress(Exception):
-            admin.close()
 
 
 def wait_for_topic(bootstrap_servers: str | Iterable[str], topic: str, timeout_s: float = 10.0,

@@ -10,6 +10,11 @@ import numpy as np
 TopicPartition = tuple[str, int]
 
 
+def format_offsets(offsets: dict[TopicPartition, int]) -> str:
+    """Offsets per partition as logs and ``check-config`` show them: ``topic[partition]@offset, ...``."""
+    return ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(offsets.items())) or "none"
+
+
 class RawRecord(NamedTuple):
     """One record as fetched from Kafka, before any decoding.
 
