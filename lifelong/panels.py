@@ -120,6 +120,14 @@ PANELS: tuple[Panel, ...] = (
            Query(f"sum(rate(lifelong_fetcher_restarts_total{{{SEL}}}[{RATE}]))", "fetcher restarts")),
           (12, 45, 12, 8), "Kafka errors survived by retrying, and fetch processes or threads found dead and "
           "rebuilt at the learned positions, per second.", 0),
+    Panel("stream_incidents", "Topics re-created, dead letters without payload", "timeseries", "short",
+          (Query(f"sum by (topic) (increase(lifelong_topic_recreations_total{{{SEL}}}[{RATE}]))",
+                 "re-created: {{topic}}"),
+           Query(f"sum(increase(lifelong_dead_letter_payloads_omitted_total{{{SEL}}}[{RATE}]))",
+                 "dead letters without payload")),
+          (0, 53, 24, 7), "Topics found deleted and created again (another topic ID: the new log is learned from "
+          "its start), and dead letters sent without the record's key, value and headers because the record was "
+          "too large for the dead-letter topic (it stays at its source offset), per interval.", 0),
 )
 
 #: Drift detections, drawn as annotations (vertical markers) on every time series.

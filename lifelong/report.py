@@ -243,6 +243,13 @@ def _rate_by(name: str, by: tuple[str, ...], query: int = 0) -> Evaluator:
     return evaluate
 
 
+def _increase_by(name: str, by: tuple[str, ...], query: int = 0) -> Evaluator:
+    """``increase(name[window])``, summed by ``by``: Prometheus's rate times the range."""
+    def evaluate(rec: Recording, window: float) -> list[Line]:
+        return [Line(line.query, line.labels, line.values * window) for line in _rate_by(name, by, query)(rec, window)]
+    return evaluate
+
+
 def _each(*evaluators: Evaluator) -> Evaluator:
     """A panel of several queries: each evaluator answers the query its lines name."""
     def evaluate(rec: Recording, window: float) -> list[Line]:
@@ -344,6 +351,8 @@ EVALUATORS: dict[str, Evaluator] = {
     "offsets_skipped": _rate_by("lifelong_offsets_skipped_total", ("reason",)),
     "client_errors": _each(_rate_by("lifelong_broker_errors_total", ()),
                            _rate_by("lifelong_fetcher_restarts_total", (), query=1)),
+    "stream_incidents": _each(_increase_by("lifelong_topic_recreations_total", ("topic",)),
+                              _increase_by("lifelong_dead_letter_payloads_omitted_total", (), query=1)),
 }
 
 

@@ -125,7 +125,7 @@ class Daemon:
 
         self.metrics = DaemonMetrics(settings.model.max_classes, settings.metrics.window, dead_letter_reasons=REASONS,
                                      detectors=tuple(spec.label for spec in settings.drift.detectors),
-                                     offset_skip_reasons=SKIP_REASONS)
+                                     offset_skip_reasons=SKIP_REASONS, topics=tuple(settings.kafka.topics))
         self.guard = PositionGuard(on_skip=lambda reason, count: self.metrics.offsets_skipped.labels(reason).inc(count),
                                    on_rewind=lambda _tp: self.topic_ids.suspect(time.monotonic()))
         self.topic_ids = TopicIdentity(check_s=TOPIC_ID_CHECK_S, hold_s=TOPIC_ID_HOLD_S)
@@ -464,6 +464,7 @@ class Daemon:
             current = None
         changed = self.topic_ids.read(topics, current, time.monotonic())
         for topic, (old, new) in sorted(changed.items()):
+            self.metrics.topic_recreations.labels(topic).inc()
             held = {tp: offset for tp, offset in {**self._checkpoint_offsets, **self.positions}.items()
                     if tp[0] == topic}
             log.warning("topic %s was deleted and created again (topic ID %s, now %s): the offsets learned up to "
@@ -685,6 +686,7 @@ class Daemon:
         """Checkpoint, then commit the offsets it covers. Returns False when the DLQ could not be confirmed."""
         if self.learner is None or self.consumer is None:
             return False
+        omitted = self.dead_letters.omitted
         try:
             self.dead_letters.flush(timeout_s=COMMIT_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - unconfirmed dead letters: do not move offsets past them
@@ -695,6 +697,8 @@ class Daemon:
             self.dead_letter_topics.recheck(time.monotonic())
             log.error("dead-letter topic not confirmed (%s): checkpoint and commit postponed", exc)
             return False
+        finally:  # letters that arrived without their payload count even when others failed
+            self.metrics.dead_letter_payloads_omitted.inc(self.dead_letters.omitted - omitted)
         offsets = self._learned_offsets()
         learned = (offsets, self.stats.events, self.stats.dead_letters)
         fresh = learned != self._saved  # an idle daemon writes no checkpoint every checkpoint.every_seconds

@@ -27,7 +27,7 @@ class DaemonMetrics:
 
     def __init__(self, max_classes: int, window: int = 1000, registry: CollectorRegistry | None = None,
                  dead_letter_reasons: tuple[str, ...] = (), detectors: tuple[str, ...] = (),
-                 offset_skip_reasons: tuple[str, ...] = ()):
+                 offset_skip_reasons: tuple[str, ...] = (), topics: tuple[str, ...] = ()):
         self.registry = registry or CollectorRegistry()
         self.max_classes = max_classes
         r = self.registry
@@ -70,6 +70,12 @@ class DaemonMetrics:
             "lifelong_offsets_skipped", "Offsets fetched but not learned, by reason: already_learned (fetched again "
             "below the daemon's position: a restart, a rebalance, a log that went back) or no_record (transaction "
             "markers, compaction, retention).", ["reason"], registry=r)
+        self.dead_letter_payloads_omitted = Counter(
+            "lifelong_dead_letter_payloads_omitted", "Dead letters sent without the record's key, value and headers "
+            "(too large for the dead-letter topic; the record stays at its source offset).", registry=r)
+        self.topic_recreations = Counter(
+            "lifelong_topic_recreations", "Topics found deleted and created again (another topic ID): each new log "
+            "is learned from its start.", ["topic"], registry=r)
         self.broker_errors = Counter("lifelong_broker_errors", "Kafka errors survived by retrying.", registry=r)
         self.fetcher_restarts = Counter("lifelong_fetcher_restarts", "Fetch processes or threads found dead and "
                                         "rebuilt at the learned positions.", registry=r)
@@ -92,6 +98,8 @@ class DaemonMetrics:
             self.dead_letters.labels(reason)
         for detector in detectors:
             self.drift.labels(detector)
+        for topic in topics:
+            self.topic_recreations.labels(topic)
         # children looked up once: a labels() call per class per micro-batch cost ~2 us an event
         self._predicted = [self.predictions.labels(str(c)) for c in range(max_classes)]
         self._correct = [self.correct.labels(str(c)) for c in range(max_classes)]

@@ -17,6 +17,7 @@ duplicate dead letter is harmless.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterable
 
 from kafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
@@ -29,6 +30,8 @@ __all__ = ["DeadLetterError", "DeadLetterWriter", "dead_letter_headers"]
 
 OWN_HEADERS = ("reason", "source_topic", "source_partition", "source_offset", "omitted")
 TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)  # the client's own check, or the broker's
+
+log = logging.getLogger(__name__)
 
 
 class DeadLetterError(RuntimeError):
@@ -79,7 +82,8 @@ class DeadLetterWriter:
             lambda: StreamProducer(cfg, enable_idempotence=False, linger_ms=0))
         self._producer: StreamProducer | None = None
         self._pending: list[tuple[BadRecord, object]] = []
-        self.written = 0
+        self.written = 0  # dead letters confirmed
+        self.omitted = 0  # of those, sent without their payload (too large for the dead-letter topic)
 
     def topic_for(self, source_topic: str) -> str:
         return f"{source_topic}{self.suffix}"
@@ -154,6 +158,14 @@ class DeadLetterWriter:
         producer.take_errors()
         ok = len(pending) - len(failed)
         self.written += ok
+        failed_ids = {id(item) for item in failed}
+        for item, _ in pending:
+            if item.payload_omitted and id(item) not in failed_ids:
+                self.omitted += 1
+                rec = item.record
+                log.warning("dead letter of %s/%d@%d (%s) sent to %s without its key, value and headers: %s",
+                            rec.topic, rec.partition, rec.offset, item.reason, self.topic_for(rec.topic),
+                            dict(rec.headers)["omitted"].decode())
         if failed:
             self._recreate()
             raise DeadLetterError(failed, errors)

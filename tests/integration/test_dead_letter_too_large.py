@@ -45,6 +45,7 @@ def test_a_dead_letter_too_large_for_its_topic_goes_without_its_payload_and_chec
         assert run.wait()
     assert daemon.stats.events == 2 * N and daemon.stats.dead_letters == 1
     assert daemon.stats.positions == {(topic, 0): 2 * N + 1}  # checkpointed and committed past it
+    assert daemon.metrics.value("lifelong_dead_letter_payloads_omitted_total") == 1
 
     consumer = StreamConsumer(KafkaConfig(bootstrap_servers=[shared_broker.bootstrap], topics=[f"{topic}.dlq"],
                                           group_id=f"read-{topic}"))

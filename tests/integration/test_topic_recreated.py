@@ -62,6 +62,7 @@ def test_a_restart_after_the_topic_was_created_again_learns_the_new_log_from_its
     assert second.stats.events - OLD == NEW, f"{second.stats.events - OLD} of the new log's {NEW} records learned"
     assert second.stats.positions == {(topic, 0): NEW}
     assert len(said(caplog)) == 1 and topic in said(caplog)[0] and old_id in said(caplog)[0]
+    assert second.metrics.value("lifelong_topic_recreations_total", {"topic": topic}) == 1
 
     third = Daemon(config, install_signal_handlers=False)  # the new ID is in the checkpoint: an ordinary resume
     with caplog.at_level(logging.WARNING, logger="lifelong.daemon"), Running(third) as run:
@@ -95,5 +96,6 @@ def test_a_topic_created_again_while_the_daemon_runs_is_learned_from_its_start(
         assert wait_for(lambda: daemon.positions.get((topic, 0)) == NEW and set(after) == set(range(NEW)), 30,
                         interval=0.1), f"{len(set(after))} of the new log's {NEW} records learned"
     assert len(said(caplog)) == 1, said(caplog)
+    assert daemon.metrics.value("lifelong_topic_recreations_total", {"topic": topic}) == 1
     again = len(after) - NEW  # learned before the check found the new ID, then again from the start
     assert 0 <= again <= NEW - OLD

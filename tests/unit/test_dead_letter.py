@@ -4,6 +4,8 @@ covers the producer's own limit on the real broker)."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from kafka.errors import MessageSizeTooLargeError
 
@@ -50,11 +52,17 @@ def bad(offset: int, value: bytes, key: bytes | None = None, headers: tuple = ()
     return BadRecord(RawRecord("events", 0, offset, key, value, headers), "wrong_feature_count")
 
 
-def test_a_letter_the_broker_refuses_as_too_large_goes_again_without_its_payload() -> None:
+def test_a_letter_the_broker_refuses_as_too_large_goes_again_without_its_payload(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     broker = LimitedBroker(limit=4096)
     writer = DeadLetterWriter(KafkaConfig(), producer_factory=lambda: broker)
     writer.write([bad(7, b"\x00" * 10_000, key=b"k1", headers=(("trace", b"t-7"),)), bad(8, b"small")])
-    assert writer.flush() == 2
+    with caplog.at_level(logging.WARNING, logger="lifelong.stream.dead_letter"):
+        assert writer.flush() == 2
+    assert (writer.written, writer.omitted) == (2, 1)  # counted once it arrived (the daemon's metric follows it)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "events/0@7" in said[0] and "value 10000 bytes" in said[0], said
     by_offset = {dict(h)["source_offset"]: (value, key, dict(h)) for _, value, key, h in broker.written}
     value, key, headers = by_offset[b"7"]
     assert value == b"" and key is None and "trace" not in headers
@@ -71,3 +79,4 @@ def test_a_letter_refused_even_without_its_payload_is_handed_back() -> None:
         writer.flush()
     assert [letter.record.offset for letter in refused.value.failed] == [7]
     assert refused.value.failed[0].payload_omitted and broker.written == []
+    assert writer.omitted == 0  # not arrived: not counted

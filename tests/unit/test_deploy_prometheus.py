@@ -1,6 +1,6 @@
 """Prometheus rules: `promtool check rules` and `promtool test rules` pass, every alert is documented, and every
 metric the rules read is one the exporter really produces (checked here against an in-process scrape of
-DaemonMetrics; tests/integration/test_deploy_scrape.py checks the running daemon's /metrics).
+DaemonMetrics; tests/integration/test_deploy_daemon.py checks the running daemon's /metrics).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ PROMETHEUS_SERIES = {"up"}
 EXPECTED_ALERTS = {
     "LifelongDown", "LifelongAbsent", "LifelongNotReady", "LifelongAccuracyDrop", "LifelongDriftStorm",
     "LifelongCheckpointStale", "LifelongConsumerLagGrowing", "LifelongDeadLetterRate", "LifelongSkippedSteps",
-    "LifelongFetcherRestarting",
+    "LifelongFetcherRestarting", "LifelongTopicRecreated",
 }
 
 
@@ -43,7 +43,7 @@ def rules() -> list[dict]:
 
 def exported_names() -> set[str]:
     """Sample names of an in-process scrape of the daemon's exporter, every labelled family given a child."""
-    metrics = DaemonMetrics(max_classes=3)
+    metrics = DaemonMetrics(max_classes=3, topics=("events",))
     metrics.set_build_info("0", "naive", "cpu")
     metrics.observe_dead_letters(["wrong_size"])
     metrics.observe_drift("ADWIN")

@@ -33,7 +33,8 @@ T0 = 1_700_000_000.0
 def write_series(path: Path, steps: int = 40, down: range = range(0)) -> None:
     """A 1 Hz recording of a DaemonMetrics: 100 events/s of classes 0 and 1 with accuracy 0.75 and 0.5,
     a drift at step 20 (whose child is created then), and the target down during ``down``."""
-    metrics = DaemonMetrics(max_classes=3, window=100, offset_skip_reasons=("already_learned", "no_record"))
+    metrics = DaemonMetrics(max_classes=3, window=100, offset_skip_reasons=("already_learned", "no_record"),
+                            topics=("events",))
     metrics.set_build_info("0", "naive", "cpu")
     labels = np.array([0, 1] * 50)
     correct = np.array([1, 1, 1, 0] * 25, dtype=bool)  # class 0: all right; class 1: every other one
@@ -46,6 +47,8 @@ def write_series(path: Path, steps: int = 40, down: range = range(0)) -> None:
         metrics.offsets_skipped.labels("no_record").inc(2)  # a commit marker every 50 events
         if step % 10 == 0:
             metrics.broker_errors.inc()
+        if step == 12:
+            metrics.topic_recreations.labels("events").inc()
         record = {"t": T0 + step, "url": "http://127.0.0.1:9108/metrics"}
         if step in down:
             lines.append({**record, "up": 0, "error": "connection refused"})
@@ -102,6 +105,10 @@ def test_recording_evaluates_the_panels(tmp_path: Path) -> None:
     errors, restarts = EVALUATORS["client_errors"](rec, window)  # one line per query, in the panel's order
     assert (errors.query, restarts.query) == (0, 1)
     assert np.nanmax(errors.values) == pytest.approx(0.2) and np.nanmax(restarts.values) == 0  # 1 in a 5 s window
+    recreated, omitted = EVALUATORS["stream_incidents"](rec, window)  # increase over the window: counts, not rates
+    assert (recreated.labels["topic"], recreated.query, omitted.query) == ("events", 0, 1)
+    assert np.nanmax(recreated.values) == pytest.approx(1.0) and np.nanmax(omitted.values) == 0
+    assert np.nanargmax(recreated.values) >= 12 and recreated.values[11] == 0
 
 
 def test_every_panel_has_an_evaluator() -> None:
