@@ -130,7 +130,10 @@ class Daemon:
                                    on_rewind=lambda _tp: self.topic_ids.suspect(time.monotonic()))
         self.topic_ids = TopicIdentity(check_s=TOPIC_ID_CHECK_S, hold_s=TOPIC_ID_HOLD_S)
         self.read_topic_ids: Callable[[set[str]], dict[str, str | None]] = self._cluster_topic_ids  # tests swap it
-        self.dead_letter_topics = DeadLetterTopics(settings.kafka)
+        from lifelong.stream.admin import ClusterAdmin
+
+        self.admin = ClusterAdmin(settings.kafka)  # one client for every question the daemon asks the cluster
+        self.dead_letter_topics = DeadLetterTopics(settings.kafka, self.admin.create_missing_topics)
         self.health = Health(settings.metrics.liveness_timeout_s)
         self.server: MetricsServer | None = None
         self.notifier = ServiceNotifier()
@@ -402,11 +405,9 @@ class Daemon:
         # a standby member (more daemons than partitions) may wait for ever: ask less and less often, up to 10 min
         self._unassigned_check_at = now + self._unassigned_wait
         self._unassigned_wait = min(2 * self._unassigned_wait, UNASSIGNED_CHECK_MAX_S)
-        from lifelong.stream.admin import missing_topics
-
         kafka = self.settings.kafka
         try:
-            missing = missing_topics(kafka) & waiting
+            missing = self.admin.missing_topics(kafka.topics) & waiting
         except Exception as exc:  # noqa: BLE001 - only an explanation: the loop goes on without it
             log.debug("could not list the cluster's topics: %s", exc)
             return
@@ -450,9 +451,7 @@ class Daemon:
                 self._forget(partitions)
 
     def _cluster_topic_ids(self, topics: set[str]) -> dict[str, str | None]:
-        from lifelong.stream.admin import topic_ids
-
-        return topic_ids(self.settings.kafka, topics)
+        return self.admin.topic_ids(topics)
 
     def _read_topic_ids(self, topics: set[str]) -> set[str]:
         """Those of ``topics`` deleted and created again since their offsets here were learned (the cluster gives
@@ -771,6 +770,7 @@ class Daemon:
                 self.consumer.close()
             if self.dead_letters is not None:
                 self.dead_letters.close()
+            self.admin.close()
             if self.server is not None:
                 self.server.stop()
             if self._audit is not None:

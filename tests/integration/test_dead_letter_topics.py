@@ -72,11 +72,11 @@ def test_a_creation_the_cluster_refuses_is_said_once_and_tried_again(
 
     calls: list[set[str]] = []
 
-    def refused(cfg, topics, **_: object):
+    def refused(_admin: admin.ClusterAdmin, topics: set[str], **_: object) -> tuple[set[str], set[str]]:
         calls.append(set(topics))
         raise TopicAuthorizationFailedError("not authorized to create topics")
 
-    monkeypatch.setattr(admin, "create_missing_topics", refused)
+    monkeypatch.setattr(admin.ClusterAdmin, "create_missing_topics", refused)
     monkeypatch.setattr(dead_letter_topics, "RETRY_S", 0.3)
     topic, _, _ = fed_topic(shared_broker.bootstrap, make_topic, N, FEATURES)
     daemon = Daemon(daemon_settings(shared_broker.bootstrap, topic, tmp_path / "ckpt", FEATURES),

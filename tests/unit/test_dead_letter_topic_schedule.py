@@ -12,7 +12,7 @@ class Cluster:
     def __init__(self, *topics: str, refuse: bool = False) -> None:
         self.topics, self.refuse, self.asked = set(topics), refuse, 0
 
-    def create_missing(self, cfg: KafkaConfig, wanted: set[str], *, create: bool) -> tuple[set[str], set[str]]:
+    def create_missing(self, wanted: set[str], *, create: bool) -> tuple[set[str], set[str]]:
         self.asked += 1
         missing = wanted - self.topics
         if self.refuse and missing:
