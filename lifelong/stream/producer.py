@@ -22,6 +22,16 @@ __all__ = ["StreamProducer"]
 Headers = Sequence[tuple[str, bytes]]
 
 
+def _force_close(producer: KafkaProducer) -> None:
+    """Stop the sender thread (it fails the batches it still holds), then close what is left."""
+    sender = getattr(producer, "_sender", None)  # kafka-python internals: if they moved, leave the client be
+    with contextlib.suppress(Exception):
+        if sender is not None:
+            sender.force_close()
+            sender.join(2.0)
+        producer.close(timeout=0)
+
+
 class StreamProducer:
     """``send`` returns kafka-python's future; errors are also collected in ``errors`` for a caller that only
     checks after ``flush()`` (the feed, the dead-letter writer)."""
@@ -66,13 +76,20 @@ class StreamProducer:
 
     def recreate(self) -> None:
         """Drop the client and make a new one (after a broker restart or a deleted topic)."""
-        with contextlib.suppress(Exception):
-            self._producer.close(timeout=1)
+        self.close(timeout_s=1)
         self._producer = self._create()
 
     def close(self, timeout_s: float | None = 5.0) -> None:
-        with contextlib.suppress(Exception):
+        """Close, waiting ``timeout_s`` for queued records; those still unsent then fail (their futures say so).
+
+        kafka-python's ``close(timeout)`` raises KafkaTimeoutError from its flush when records are still queued
+        (a broker gone) and never reaches its own force close: the client stayed open, its network thread ran on,
+        and its ``__del__`` raised the same error at garbage collection. Here the sender is then closed by force
+        (failing what it held) and the client closed after it."""
+        try:
             self._producer.close(timeout=timeout_s)
+        except Exception:  # noqa: BLE001 - records still queued: abandon them
+            _force_close(self._producer)
 
     def __enter__(self) -> StreamProducer:
         return self

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+import threading
 import time
 from collections.abc import Callable
 
@@ -161,6 +162,7 @@ def test_bad_records_go_to_the_dead_letter_topic_and_good_ones_arrive_in_order(
 def test_dead_letter_flush_fails_while_the_broker_is_down_and_recovers(
     broker: EmbeddedBroker, kafka_config: Callable[..., KafkaConfig],
 ) -> None:
+    threads_before = set(threading.enumerate())
     cfg = kafka_config(broker.bootstrap, "events", reconnect_backoff_max_ms=500, bootstrap_timeout_ms=1000)
     writer = DeadLetterWriter(cfg)
     rec = RawRecord("events", 0, 41, b"k", b"\x00garbage", (("h", b"v"),))
@@ -194,6 +196,10 @@ def test_dead_letter_flush_fails_while_the_broker_is_down_and_recovers(
         except DeadLetterError as retry:
             failed = retry.failed
     writer.close()
+    # each failed flush closed its producer with a letter still queued: kafka-python's close() raised then and
+    # left the client open, its network thread running (and sending the letter again once a broker answered)
+    left = [t.name for t in set(threading.enumerate()) - threads_before if "producer" in t.name and t.is_alive()]
+    assert not left, f"producer threads left running: {left}"
     dlq = _read_all(kafka_config(broker.bootstrap, "events.dlq", assign=True), attempts, timeout_s=15)
     letters = [(r.value, r.header("reason"), r.header("source_offset")) for r in dlq]
     # at least once: an attempt reported failed may still have landed (its ack lost in the restart), so a retry
