@@ -56,9 +56,10 @@ class TopicIdentity:
         """Take a reading of the cluster: ``current`` maps each topic it has to its ID (None: a broker without
         topic IDs), or is None when the reading failed. Returns the topics of ``topics`` created again since
         (topic -> (known ID, current ID)); every ID read becomes the known one, so a re-creation is reported once.
-        A reading that lacks one of ``topics`` (deleted, not created again yet) is taken again in ``retry_s``."""
+        A reading that lacks one of ``topics`` (deleted, not created again yet) is taken again in ``retry_s``; so is
+        one of no topic (a group member holding nothing while it joins again), which verifies nothing."""
         wanted = set(topics)
-        complete = current is not None and wanted <= set(current)
+        complete = current is not None and bool(wanted) and wanted <= set(current)
         if complete:
             self.verified, self._since = True, None
         self._next = now + (self.check_s if complete else self.retry_s)

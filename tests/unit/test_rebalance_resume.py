@@ -155,3 +155,29 @@ def test_after_an_outage_ids_that_cannot_be_read_hold_fetches_back_for_hold_s_on
     assert daemon.consumer.sought == [{TP: 6_000}]  # fetched again from where it stands
     daemon.topic_ids.hold_s = 0  # the wait is over: learn on unchecked rather than stall
     assert not daemon._wait_for_topic_ids(_fetched(6_000, 6_001))
+
+
+def test_a_reading_while_no_partition_is_held_verifies_nothing(tmp_path: Path) -> None:
+    """After an outage a group member may hold nothing until it has joined again. A topic-ID reading then (of no
+    topic) used to mark the IDs verified, so when the reading at the assignment failed, the fetch at the old log's
+    position was learned from the new log (seen once in tests/integration/test_broker_outage.py)."""
+    daemon = _after_an_outage(tmp_path, {"events": "B"})
+    daemon.consumer.assignment = lambda: set()  # rejoining the group
+    daemon._forget({TP})
+    daemon._positions_when_lost[TP] = 6_000
+    assert not daemon._watch_topic_ids(now=True)
+    assert not daemon.topic_ids.verified
+
+    def unreadable(topics: set[str]) -> dict[str, str | None]:
+        raise TimeoutError("the admin request timed out")
+
+    daemon.read_topic_ids = unreadable
+    daemon.consumer.events = [RebalanceEvent("assigned", frozenset({TP}))]
+    daemon.consumer.assignment = lambda: {TP}
+    daemon._handle_rebalance()  # resumes at 6,000 for now: the reading failed
+    assert daemon.positions[TP] == 6_000
+    assert daemon._wait_for_topic_ids(_fetched(6_000, 6_001))  # held until the IDs are read
+    daemon.read_topic_ids = lambda topics: {"events": "B"}
+    daemon.topic_ids._next = 0.0  # the retry is due
+    assert daemon._wait_for_topic_ids(_fetched(6_000, 6_001))
+    assert daemon.positions[TP] == 0 and daemon.consumer.sought[-1] == {TP: 0}

@@ -56,6 +56,12 @@ def test_a_broker_without_topic_ids_verifies_and_keeps_nothing() -> None:
     assert ids.verified and ids.state_dict() == {}
 
 
-def test_nothing_held_is_verified_at_once() -> None:
-    ids = identity()
-    assert ids.read(set(), {}, now=0) == {} and ids.verified
+def test_a_reading_of_no_topic_verifies_nothing() -> None:
+    """A member holding nothing (joining the group again after an outage) reads no topic: the reading at its
+    assignment must still decide, so the records fetched then wait for it."""
+    ids = identity(events="A")
+    ids.read({"events"}, {"events": "A"}, now=0)
+    ids.suspect(now=10)
+    assert ids.read(set(), {}, now=11) == {} and not ids.verified
+    assert ids.due(13) and not ids.due(12.9)  # tried again in retry_s
+    assert ids.holding(now=14)
