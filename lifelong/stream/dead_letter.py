@@ -159,13 +159,14 @@ class DeadLetterWriter:
         ok = len(pending) - len(failed)
         self.written += ok
         failed_ids = {id(item) for item in failed}
-        for item, _ in pending:
-            if item.payload_omitted and id(item) not in failed_ids:
-                self.omitted += 1
-                rec = item.record
-                log.warning("dead letter of %s/%d@%d (%s) sent to %s without its key, value and headers: %s",
-                            rec.topic, rec.partition, rec.offset, item.reason, self.topic_for(rec.topic),
-                            dict(rec.headers)["omitted"].decode())
+        omitted = [item for item, _ in pending if item.payload_omitted and id(item) not in failed_ids]
+        if omitted:  # one line per flush: a flood of huge records must not flood the log
+            self.omitted += len(omitted)
+            rec = omitted[0].record
+            log.warning("%d dead letter(s) sent without the record's key, value and headers, too large for the "
+                        "dead-letter topic; the first, %s/%d@%d (%s), to %s: %s", len(omitted), rec.topic,
+                        rec.partition, rec.offset, omitted[0].reason, self.topic_for(rec.topic),
+                        dict(rec.headers)["omitted"].decode())
         if failed:
             self._recreate()
             raise DeadLetterError(failed, errors)

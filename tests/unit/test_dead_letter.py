@@ -71,6 +71,15 @@ def test_a_letter_the_broker_refuses_as_too_large_goes_again_without_its_payload
     assert by_offset[b"8"][0] == b"small" and "omitted" not in by_offset[b"8"][2]  # the small one whole
 
 
+def test_many_letters_without_payload_in_one_flush_are_said_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    writer = DeadLetterWriter(KafkaConfig(), producer_factory=lambda: LimitedBroker(limit=4096))
+    writer.write([bad(offset, b"\x00" * 10_000) for offset in range(50)])
+    with caplog.at_level(logging.WARNING, logger="lifelong.stream.dead_letter"):
+        assert writer.flush() == 50
+    said = [r.getMessage() for r in caplog.records]
+    assert writer.omitted == 50 and len(said) == 1 and said[0].startswith("50 dead letter(s)"), said
+
+
 def test_a_letter_refused_even_without_its_payload_is_handed_back() -> None:
     broker = LimitedBroker(limit=10)  # not even the headers fit
     writer = DeadLetterWriter(KafkaConfig(), producer_factory=lambda: broker)
