@@ -1,6 +1,6 @@
 """Why the daemon keeps one admin client: a question to the cluster on a client of its own, and on one kept open.
 
-The daemon asks the cluster for its topic IDs every minute (and at each assignment, and after an outage), whether
+The daemon asks the cluster for its topic IDs every 15 s (and at each assignment, and after an outage), whether
 its topics and dead-letter topics exist, and creates missing dead-letter topics. Each question used to open a
 KafkaAdminClient and close it again: a connection, an ApiVersions and a metadata round trip, and with SASL_SSL a
 TLS handshake and an authentication each time. This asks the daemon's topic-ID question ``--questions`` times

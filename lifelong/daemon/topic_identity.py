@@ -26,7 +26,7 @@ class TopicIdentity:
 
     Times are ``time.monotonic()`` seconds, passed in so the schedule can be tested without waiting."""
 
-    def __init__(self, ids: Mapping[str, str] | None = None, *, check_s: float = 60.0, retry_s: float = 2.0,
+    def __init__(self, ids: Mapping[str, str] | None = None, *, check_s: float = 15.0, retry_s: float = 2.0,
                  hold_s: float = 30.0) -> None:
         self.ids: dict[str, str] = dict(ids or {})
         self.check_s, self.retry_s, self.hold_s = check_s, retry_s, hold_s

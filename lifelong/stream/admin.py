@@ -34,7 +34,7 @@ class TopicInfo(NamedTuple):
 
 
 class ClusterAdmin:
-    """The questions a daemon asks the cluster (topic IDs every minute, missing topics, dead-letter topics) on one
+    """The questions a daemon asks the cluster (topic IDs every 15 s, missing topics, dead-letter topics) on one
     admin client with ``cfg``'s servers and security settings, every request bounded by ``timeout_ms``.
 
     Why one, kept: a new client per question costs a connection and its own round trips

@@ -1,5 +1,5 @@
 """ClusterAdmin on the real broker: one admin client serves every question the daemon asks the cluster (topic IDs
-every minute, missing topics, dead-letter topics), a question that fails closes it and the next one opens a fresh
+every 15 s, missing topics, dead-letter topics), a question that fails closes it and the next one opens a fresh
 client, and the daemon closes it when it stops."""
 
 from __future__ import annotations
