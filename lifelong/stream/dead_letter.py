@@ -144,6 +144,7 @@ class DeadLetterWriter:
                 producer.flush(timeout_s)
         failed: list[BadRecord] = []
         errors: list[BaseException] = []
+        omitted: list[BadRecord] = []  # arrived without their payload
         for item, future in pending:
             if isinstance(future, BaseException):
                 failed.append(item)
@@ -155,11 +156,11 @@ class DeadLetterWriter:
             elif future.failed():  # type: ignore[attr-defined]
                 failed.append(item)
                 errors.append(future.exception)  # type: ignore[attr-defined]
+            elif item.payload_omitted:
+                omitted.append(item)
         producer.take_errors()
         ok = len(pending) - len(failed)
         self.written += ok
-        failed_ids = {id(item) for item in failed}
-        omitted = [item for item, _ in pending if item.payload_omitted and id(item) not in failed_ids]
         if omitted:  # one line per flush: a flood of huge records must not flood the log
             self.omitted += len(omitted)
             rec = omitted[0].record
