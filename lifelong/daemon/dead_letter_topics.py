@@ -9,7 +9,6 @@ default partitions and replication (``kafka.create_dead_letter_topics``), or say
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 
@@ -29,7 +28,7 @@ class DeadLetterTopics:
     """Sees to the dead-letter topics of ``cfg.topics`` once, and again after a dead letter failed; a refused
     creation is said once and tried again."""
 
-    def __init__(self, cfg: KafkaConfig, create_missing: CreateMissing | None = None) -> None:
+    def __init__(self, cfg: KafkaConfig, create_missing: CreateMissing) -> None:
         self.cfg = cfg
         self._create_missing = create_missing  # the daemon's ClusterAdmin's, or a test's
         self._due: float | None = 0.0  # when to try next; None: done
@@ -48,14 +47,9 @@ class DeadLetterTopics:
         """Create the missing ones (or say which are missing), if due; call it with the broker answering."""
         if self._due is None or now < self._due:
             return
-        create_missing = self._create_missing
-        if create_missing is None:  # on a client of its own
-            from lifelong.stream.admin import create_missing_topics
-
-            create_missing = functools.partial(create_missing_topics, self.cfg)
         wanted = {f"{topic}{self.cfg.dead_letter_suffix}" for topic in self.cfg.topics}
         try:
-            created, missing = create_missing(wanted, create=self.cfg.create_dead_letter_topics)
+            created, missing = self._create_missing(wanted, create=self.cfg.create_dead_letter_topics)
         except Exception as exc:  # noqa: BLE001 - refused (no permission, a policy) or the broker flickered
             self._due = now + RETRY_S
             if str(exc) != self._said:

@@ -16,8 +16,8 @@ from kafka.errors import TopicAlreadyExistsError
 from lifelong.config import KafkaConfig
 from lifelong.stream.kafka_options import admin_kwargs
 
-__all__ = ["ClusterAdmin", "TopicInfo", "create_missing_topics", "create_topic", "describe_topics", "list_topics",
-           "missing_topics", "partitions_for", "topic_ids", "wait_for_topic"]
+__all__ = ["ClusterAdmin", "TopicInfo", "create_topic", "describe_topics", "list_topics", "partitions_for",
+           "topic_ids", "wait_for_topic"]
 
 #: What a broker without topic IDs (Kafka before 2.8) answers in their place.
 NO_TOPIC_ID = "00000000-0000-0000-0000-000000000000"
@@ -125,12 +125,6 @@ def list_topics(bootstrap_servers: str | Iterable[str], **client_kwargs: Any) ->
         admin.close()
 
 
-def missing_topics(cfg: KafkaConfig, timeout_ms: int = 5000) -> set[str]:
-    """The topics of ``cfg.topics`` the cluster does not have, on a client of its own (see :class:`ClusterAdmin`)."""
-    with ClusterAdmin(cfg, timeout_ms) as admin:
-        return admin.missing_topics(cfg.topics)
-
-
 def describe_topics(cfg: KafkaConfig, topics: Iterable[str], timeout_ms: int = 5000) -> dict[str, TopicInfo]:
     """:meth:`ClusterAdmin.describe_topics` on a client of its own."""
     with ClusterAdmin(cfg, timeout_ms) as admin:
@@ -176,13 +170,6 @@ def create_topic(bootstrap_servers: str | Iterable[str], topic: str, partitions:
     finally:
         with contextlib.suppress(Exception):
             admin.close()
-
-
-def create_missing_topics(cfg: KafkaConfig, topics: Iterable[str], *, create: bool = True,
-                          timeout_ms: int = 5000) -> tuple[set[str], set[str]]:
-    """:meth:`ClusterAdmin.create_missing_topics` on a client of its own."""
-    with ClusterAdmin(cfg, timeout_ms) as admin:
-        return admin.create_missing_topics(topics, create=create)
 
 
 def wait_for_topic(bootstrap_servers: str | Iterable[str], topic: str, timeout_s: float = 10.0,
