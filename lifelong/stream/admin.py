@@ -33,6 +33,18 @@ class TopicInfo(NamedTuple):
     topic_id: str | None  # None from a broker without topic IDs (Kafka before 2.8)
 
 
+def _topic_infos(described: Iterable[dict[str, Any]], names: Iterable[str]) -> dict[str, TopicInfo]:
+    """What kafka-python's ``describe_topics`` answered of ``names``, without the topics it answered with an
+    error code (an unknown topic, on the brokers that do not raise for one)."""
+    wanted, out = set(names), {}
+    for item in described:
+        name, topic_id = item.get("name") or item.get("topic"), item.get("topic_id")
+        if name in wanted and not item.get("error_code"):
+            known = str(topic_id) if topic_id and str(topic_id) != NO_TOPIC_ID else None
+            out[name] = TopicInfo(len(item.get("partitions") or []), known)
+    return out
+
+
 class ClusterAdmin:
     """The questions a daemon asks the cluster (topic IDs every 15 s, missing topics, dead-letter topics) on one
     admin client with ``cfg``'s servers and security settings, every request bounded by ``timeout_ms``.
@@ -76,13 +88,7 @@ class ClusterAdmin:
         with self._session() as admin:
             present = sorted(set(admin.list_topics()) & set(topics))  # describing a missing topic raises on some
             described = admin.describe_topics(present) if present else []
-        out: dict[str, TopicInfo] = {}
-        for item in described:
-            name, topic_id = item.get("name") or item.get("topic"), item.get("topic_id")
-            if name in present and not item.get("error_code"):
-                known = str(topic_id) if topic_id and str(topic_id) != NO_TOPIC_ID else None
-                out[name] = TopicInfo(len(item.get("partitions") or []), known)
-        return out
+        return _topic_infos(described, present)
 
     def topic_ids(self, topics: Iterable[str]) -> dict[str, str | None]:
         """Kafka's topic ID of each of ``topics`` the cluster has: a UUID that a topic deleted and created again
@@ -146,10 +152,8 @@ def partitions_for(bootstrap_servers: str | Iterable[str], topic: str, **client_
         return None
     finally:
         admin.close()
-    for item in described:
-        if (item.get("name") or item.get("topic")) == topic and not item.get("error_code"):
-            return len(item.get("partitions") or []) or None
-    return None
+    info = _topic_infos(described, [topic]).get(topic)
+    return (info.partitions or None) if info is not None else None
 
 
 def create_topic(bootstrap_servers: str | Iterable[str], topic: str, partitions: int = 1, *,
