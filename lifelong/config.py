@@ -386,11 +386,16 @@ class Settings(BaseSettings):
         """Records are checked against codec.num_features and fed to the model: sizes that disagree would pass
         every record and then fail the first training step, and again after every restart."""
         expected = self.codec.num_features
-        takes = math.prod(self.model.input_shape)
-        if expected is not None and expected != takes:
+        if expected is not None and expected != self.num_features:
             raise ValueError(f"codec.num_features {expected} does not fit model.input_shape {self.model.input_shape} "
-                             f"({takes} features)")
+                             f"({self.num_features} features)")
         return self
+
+    @property
+    def num_features(self) -> int:
+        """What every record must hold and the model takes: model.input_shape's size (codec.num_features, when
+        set, is checked equal to it above). A record of any other size is dead-lettered."""
+        return math.prod(self.model.input_shape)
 
     @classmethod
     def settings_customise_sources(

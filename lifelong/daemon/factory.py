@@ -37,7 +37,7 @@ def build_drift(settings: Settings):
     from lifelong.drift.monitor import DriftMonitor
     from lifelong.drift.reactions import Reactor
 
-    monitor = DriftMonitor(settings.drift, num_features=int(np.prod(settings.model.input_shape)),
+    monitor = DriftMonitor(settings.drift, num_features=settings.num_features,
                            max_classes=settings.model.max_classes, seed=settings.daemon.seed)
     reactor = Reactor(settings.drift.reactions, boundary_from_drift=settings.boundaries.from_drift)
     return monitor, reactor

@@ -26,7 +26,6 @@ import errno
 import functools
 import json
 import logging
-import math
 import signal
 import threading
 import time
@@ -246,7 +245,7 @@ class Daemon:
         if learner is not None:
             tune_for_stream(learner, self.settings)
         # a partial, not a closure: it must pickle when the fetcher runs in a child process
-        decode = functools.partial(decode_records, codec=self._codec(), num_features=self._num_features(),
+        decode = functools.partial(decode_records, codec=self._codec(), num_features=self.settings.num_features,
                                    feature_shape=None, max_classes=m.max_classes)
 
         delay = 0.5
@@ -583,7 +582,7 @@ class Daemon:
             if isinstance(records, Prefetched) and records.batch is not None:
                 batch = records.batch if len(kept) == len(raw) else filter_batch(records.batch, kept)
             else:
-                batch = decode_records(kept, self._codec(), num_features=self._num_features(),
+                batch = decode_records(kept, self._codec(), num_features=self.settings.num_features,
                                        feature_shape=None, max_classes=self.settings.model.max_classes)
         reasons = [bad.reason for bad in batch.bad]
         if reasons:
@@ -612,17 +611,12 @@ class Daemon:
                                               "ends": [[t, p, o] for (t, p), o in sorted(ends.items())]}) + "\n")
                 self._audit.flush()
 
-    def _num_features(self) -> int:
-        """What every record must hold: codec.num_features, else what the model takes (a record of any other
-        size is dead-lettered, where the first one's size would have been the rule and the model failed on it)."""
-        return self.settings.codec.num_features or math.prod(self.settings.model.input_shape)
-
     def _codec(self) -> Any:
         if not hasattr(self, "_codec_obj"):
             from lifelong.stream.codecs import get_codec
 
             c = self.settings.codec
-            image = {"label_header": c.label_header, "max_pixels": self._num_features()}  # no larger image fits
+            image = {"label_header": c.label_header, "max_pixels": self.settings.num_features}  # no larger image fits
             self._codec_obj = get_codec(c.name, **image) if c.name == "image" else get_codec(c.name)
         return self._codec_obj
 

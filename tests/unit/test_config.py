@@ -117,3 +117,8 @@ def test_records_must_fit_the_model():
         load_settings(None, codec={"num_features": 100}, model={"input_shape": [1, 28, 28]})
     assert err.value.problems == [("codec.num_features", "100 does not fit model.input_shape [1, 28, 28] (784 "
                                                          "features)")]
+
+
+def test_num_features_is_what_the_model_takes_whether_or_not_the_codec_names_it():
+    assert load_settings(None, model={"input_shape": [1, 28, 28]}).num_features == 784
+    assert load_settings(None, codec={"num_features": 12}, model={"input_shape": [3, 4]}).num_features == 12
