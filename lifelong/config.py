@@ -464,8 +464,19 @@ def _problems(error: ValidationError) -> list[tuple[str, str]]:
     return out
 
 
+def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` laid over it, section into section: a key not overridden keeps its value."""
+    out = dict(base)
+    for key, value in overrides.items():
+        below = out.get(key)
+        out[key] = _merged(below, value) if isinstance(below, dict) and isinstance(value, dict) else value
+    return out
+
+
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
-    """Read ``path`` (YAML) if given, apply environment overrides, validate; raise ConfigError on any problem."""
+    """Read ``path`` (YAML) if given, lay ``overrides`` over it (``model={"hidden": [64]}`` changes that key
+    and keeps the rest of the file's ``model`` section), apply environment overrides, validate as a whole;
+    raise ConfigError on any problem."""
     data: dict[str, Any] = {}
     source = str(path) if path is not None else "(defaults)"
     if path is not None:
@@ -482,7 +493,7 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         if not isinstance(loaded, dict):
             raise ConfigError(source, [("(root)", "the file must hold a mapping of sections")])
         data = loaded
-    data.update(overrides)
+    data = _merged(data, overrides)
     try:
         return Settings(**data)
     except ValidationError as exc:

@@ -105,15 +105,17 @@ def main(argv: list[str] | None = None) -> int:
 
     with EmbeddedBroker() as broker:
         console.print(f"embedded broker (Tansu) at [bold]{broker.bootstrap}[/bold]")
-        settings = load_settings(args.config)
+        # laid over the file before validation, so its checks across sections (the codec's feature count
+        # against the model's input) see the scenario's shape
+        settings = load_settings(
+            args.config,
+            kafka={"bootstrap_servers": [broker.bootstrap]},
+            model={"input_shape": list(scenario.feature_shape)},
+            codec={"num_features": int(np.prod(scenario.feature_shape))},
+            checkpoint={"dir": args.out / "checkpoints"},
+            daemon={"max_events": n, "idle_exit_s": 60, "summary_interval_s": 3600},
+        )
         topic = settings.kafka.topics[0]
-        settings.kafka.bootstrap_servers = [broker.bootstrap]
-        settings.model.input_shape = list(scenario.feature_shape)
-        settings.codec.num_features = int(np.prod(scenario.feature_shape))
-        settings.checkpoint.dir = args.out / "checkpoints"
-        settings.daemon.max_events = n
-        settings.daemon.idle_exit_s = 60
-        settings.daemon.summary_interval_s = 3600
         if not _port_free(settings.metrics.port):
             settings.metrics.port = 0
         feed_arrays(scenario.x, scenario.y, topic=topic, bootstrap_servers=broker.bootstrap,

@@ -122,3 +122,14 @@ def test_records_must_fit_the_model():
 def test_num_features_is_what_the_model_takes_whether_or_not_the_codec_names_it():
     assert load_settings(None, model={"input_shape": [1, 28, 28]}).num_features == 784
     assert load_settings(None, codec={"num_features": 12}, model={"input_shape": [3, 4]}).num_features == 12
+
+
+def test_overrides_lay_over_the_file_section_by_section_and_are_validated_with_it(tmp_path):
+    path = write(tmp_path, "model:\n  hidden: [32]\n  max_classes: 4\ncodec:\n  num_features: 784\n")
+    settings = load_settings(path, model={"max_classes": 6})
+    assert (settings.model.hidden, settings.model.max_classes) == ([32], 6)  # hidden kept from the file
+    # the file's codec says 784: an override of the model's input alone is checked against it, and refused
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, model={"input_shape": [8, 8]})
+    assert [key for key, _ in err.value.problems] == ["codec.num_features"]
+    assert load_settings(path, model={"input_shape": [8, 8]}, codec={"num_features": 64}).num_features == 64
