@@ -578,6 +578,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "shared_forward=false": {"shared_forward": False},
     "autocast=off": {"autocast": "off"},
     "prefetch=0, torch_threads=1": {"prefetch": 0, "torch_threads": 1},
+    "torch_threads=all cores": {"torch_threads": 0},  # torch's default, against auto's cores the fetchers leave
     "compile": {"compile": True},
     "fetch_workers=2": {"fetch_workers": 2},
     "gc_freeze=false": {"gc_freeze": False},
