@@ -90,15 +90,21 @@ def _latest(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def render(folder: Path | None = None) -> Path:
-    """Write RESULTS.md: one table per benchmark, latest figure per metric and settings."""
+    """Write RESULTS.md: the targets (lifelong.bench.targets), then one table per benchmark, latest figure per
+    metric and settings."""
+    from lifelong.bench.targets import render_targets
+
     folder = folder or RESULTS_DIR
-    entries = _latest(load(folder))
+    everything = load(folder)
+    entries = _latest(everything)
     lines = [
         "# Benchmark results",
         "",
         "Generated from `benchmarks/results.jsonl` by `lifelong.bench.results.render()`; do not edit by hand.",
-        "Each row is the latest run of that figure on that machine. Re-run a script to refresh its rows.",
+        "After the targets, each row is the latest run of that figure on that machine. Re-run a script to refresh "
+        "its rows.",
         "",
+        *render_targets(everything),
     ]
     for benchmark in sorted({e["benchmark"] for e in entries}):
         rows = [e for e in entries if e["benchmark"] == benchmark]

@@ -1,0 +1,125 @@
+"""The throughput targets, read off ``benchmarks/results.jsonl``: what each asks, where the latest run stands,
+and the spread of every run of it.
+
+RESULTS.md opens with this table, so that a reader sees whether a target is met (and how far apart runs on the
+shared, noisy machines land) without reading every row below it. A target counts only runs of the setting it
+names: the f32 MNIST stream, the 784-256-256-10 MLP (``model: mlp``; other widths are tagged ``mlp[...]``) with
+reservoir replay of 500, on the client and device the target names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["TARGETS", "Standing", "Target", "render_targets", "standings"]
+
+#: The setting every target is measured on.
+ACCEPTANCE_SETTING: dict[str, Any] = {"benchmark": "throughput", "codec": "f32", "dataset": "mnist", "model": "mlp",
+                                      "replay": "reservoir-500"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One figure the project aims for."""
+
+    metric: str
+    wants: str  # the target as a reader reads it
+    met: Callable[[float], bool]
+    where: dict[str, Any] = field(default_factory=dict)  # settings a run must have, beyond ACCEPTANCE_SETTING
+    accuracy_bound: bool = False  # also met only where the daemon's accuracy is at least the baseline's
+
+    def counts(self, row: dict[str, Any]) -> bool:
+        return row.get("metric") == self.metric and all(
+            row.get(k) == v for k, v in {**ACCEPTANCE_SETTING, **self.where}.items())
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("cpu_end_to_end_over_raw", ">= 0.8", lambda v: v >= 0.8, {"client": "kafka-python", "device": "cpu"}),
+    Target("end_to_end_over_river", ">= 40, accuracy >= river's", lambda v: v >= 40,
+           {"client": "kafka-python", "device": "cpu"}, accuracy_bound=True),
+    Target("h100_end_to_end_over_raw", ">= 0.8", lambda v: v >= 0.8, {"client": "confluent"}),
+    Target("h100_end_to_end_events_per_s", ">= 150,000", lambda v: v >= 150_000, {"client": "confluent"}),
+    Target("rate_first_last_ratio", "0.9 to 1.1 (500,000 events)", lambda v: abs(v - 1.0) <= 0.1,
+           {"client": "kafka-python", "records": 500_000}),
+)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where one target stands over the runs recorded."""
+
+    target: Target
+    runs: list[dict[str, Any]]  # oldest first
+    met_runs: int
+    latest_met: bool | None  # None: never measured
+    latest_accuracy: tuple[float, float] | None = None  # (the daemon's, the baseline's) for accuracy_bound
+
+    @property
+    def latest(self) -> dict[str, Any] | None:
+        return self.runs[-1] if self.runs else None
+
+
+def _daemon_accuracy(row: dict[str, Any], rows: Sequence[dict[str, Any]]) -> float | None:
+    """The daemon's prequential accuracy over the events river learned, from the same run as ``row``."""
+    same = ("date", "machine", "client", "model", "replay", "device")
+    for other in rows:
+        if other.get("metric") == "prequential_accuracy_prefix" and all(other.get(k) == row.get(k) for k in same):
+            return float(other["value"])
+    return None
+
+
+def _met(target: Target, row: dict[str, Any], rows: Sequence[dict[str, Any]]
+         ) -> tuple[bool, tuple[float, float] | None]:
+    ok = target.met(float(row["value"]))
+    if not target.accuracy_bound:
+        return ok, None
+    ours, theirs = _daemon_accuracy(row, rows), row.get("baseline_accuracy")
+    if ours is None or theirs is None:
+        return False, None  # an accuracy not recorded cannot be said to be equal or better
+    return ok and ours >= float(theirs), (ours, float(theirs))
+
+
+def standings(rows: Iterable[dict[str, Any]], targets: Sequence[Target] = TARGETS) -> list[Standing]:
+    """Each target's runs (all of them, not only each setting's latest) and whether they meet it."""
+    rows = list(rows)
+    out = []
+    for target in targets:
+        runs = sorted((r for r in rows if target.counts(r)), key=lambda r: r["date"])
+        verdicts = [_met(target, r, rows) for r in runs]
+        out.append(Standing(target=target, runs=runs, met_runs=sum(ok for ok, _ in verdicts),
+                            latest_met=verdicts[-1][0] if verdicts else None,
+                            latest_accuracy=verdicts[-1][1] if verdicts else None))
+    return out
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def render_targets(rows: Iterable[dict[str, Any]], targets: Sequence[Target] = TARGETS) -> list[str]:
+    """Markdown lines: one row a target, its latest run, the range of all its runs, how many met it."""
+    lines = [
+        "## Targets",
+        "",
+        "The throughput targets on their setting (f32 MNIST, MLP 784-256-256-10, reservoir replay of 500), over",
+        "every run recorded: the latest run says where the code stands, the range how far apart runs land.",
+        "",
+        "| metric | target | latest | met (latest) | machine | date | range over runs | runs meeting it |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in standings(rows, targets):
+        latest = s.latest
+        if latest is None:
+            lines.append(f"| {s.target.metric} | {s.target.wants} | not measured yet | | | | | 0 of 0 |")
+            continue
+        values = [float(r["value"]) for r in s.runs]
+        shown = _fmt(float(latest["value"]))
+        if s.latest_accuracy is not None:
+            shown += f" (accuracy {s.latest_accuracy[0]:.3f} vs {s.latest_accuracy[1]:.3f})"
+        lines.append(f"| {s.target.metric} | {s.target.wants} | {shown} | {'yes' if s.latest_met else 'no'} | "
+                     f"{latest['machine']} | {latest['date']} | {_fmt(min(values))} to {_fmt(max(values))} | "
+                     f"{s.met_runs} of {len(s.runs)} |")
+    lines.append("")
+    return lines
