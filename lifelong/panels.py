@@ -113,8 +113,8 @@ PANELS: tuple[Panel, ...] = (
     Panel("offsets_skipped", "Offsets not learned", "timeseries", "ops",
           (Query(f"sum by (reason) (rate(lifelong_offsets_skipped_total{{{SEL}}}[{RATE}]))", "{{reason}}"),),
           (0, 45, 12, 8), "Offsets fetched but not learned, per second: already_learned (fetched again below the "
-          "daemon's position: a restart, a rebalance, a log that went back) or no_record (transaction markers, "
-          "compaction, retention).", 0),
+          "daemon's position: a restart, a rebalance, a log that went back), no_record (transaction markers, "
+          "compaction) or deleted (removed from the log by retention before they were learned: lost).", 0),
     Panel("client_errors", "Broker errors and fetcher restarts", "timeseries", "ops",
           (Query(f"sum(rate(lifelong_broker_errors_total{{{SEL}}}[{RATE}]))", "broker errors"),
            Query(f"sum(rate(lifelong_fetcher_restarts_total{{{SEL}}}[{RATE}]))", "fetcher restarts")),

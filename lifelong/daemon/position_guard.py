@@ -15,6 +15,11 @@ partition) and checks every fetch against it, one partition's run of offsets at 
   producer's commit markers take an offset each, compaction removes records, and retention can delete a
   checkpoint's offset. Any other seek (a resume on assignment) vouches for nothing: kafka-python 3 was seen
   to return, right after a seek to a checkpoint's offset, records it had fetched before it, 47 offsets on;
+* before such a gap is taken as empty, the partition's log start is asked for (``log_start``, the cluster's
+  earliest offset): offsets below it were deleted (retention, a delete-records request) before they were
+  learned. Those are counted apart, ``deleted``, and warned of, for records were lost; and where the client
+  came back above the log start (``auto_offset_reset: latest`` after the position fell out of range), the
+  partition is sought to the log start, so the records still there are learned, not skipped with the rest;
 * gaps inside one run are offsets without records too: a fetch returns a partition's records in log order.
 
 "After the seek" is counted in polls: a seek issued while the records of poll k are handled applies from poll
@@ -39,8 +44,9 @@ log = logging.getLogger("lifelong.daemon")
 
 NEVER = 1 << 62  # above every offset: a partition none of whose records are learned
 
-#: Why offsets are not learned: fetched again below the position, or found to hold no record.
-SKIP_REASONS = ("already_learned", "no_record")
+#: Why offsets are not learned: fetched again below the position, found to hold no record, or deleted from the
+#: log before they were learned (lost).
+SKIP_REASONS = ("already_learned", "no_record", "deleted")
 
 
 class PositionGuard:
@@ -48,9 +54,12 @@ class PositionGuard:
 
     def __init__(self, positions: Mapping[TopicPartition, int] | None = None,
                  on_skip: Callable[[str, int], None] | None = None,
-                 on_rewind: Callable[[TopicPartition], None] | None = None) -> None:
+                 on_rewind: Callable[[TopicPartition], None] | None = None,
+                 log_start: Callable[[TopicPartition], int | None] | None = None) -> None:
         self.positions: dict[TopicPartition, int] = dict(positions or {})
         self.skipped_offsets = 0  # offsets found to hold no record, since start
+        self.deleted_offsets = 0  # offsets deleted from the log before they were learned, since start
+        self._log_start = log_start  # the partition's earliest offset now (None: not known)
         self.already_learned = 0  # records fetched again below the position and dropped, since start
         self._on_skip = on_skip  # (reason in SKIP_REASONS, how many offsets): a metric, say
         self._on_rewind = on_rewind  # a partition whose log went back: check whether its topic was re-created
@@ -105,9 +114,23 @@ class PositionGuard:
                 if self._on_rewind is not None:
                     self._on_rewind(tp)
         elif after_seek and seek[0] == expected and seek[2] == first:
-            log.info("%s[%d]: offsets %d to %d hold no record (transaction markers, compaction or retention): "
-                     "learning on from %d", tp[0], tp[1], expected, first - 1, first)
-            self._skipped("no_record", first - expected)
+            log_start = self._log_start(tp) if self._log_start is not None else None
+            if log_start is not None and log_start > expected:
+                log_start = min(log_start, first)
+                log.warning("%s[%d]: offsets %d to %d were deleted from the log (retention, or a delete-records "
+                            "request) before they were learned: %d records lost; learning on from %d", tp[0], tp[1],
+                            expected, log_start - 1, log_start - expected, log_start)
+                self._skipped("deleted", log_start - expected)
+                self.positions[tp] = expected = log_start
+                if first > log_start:  # the client came back above what the log still holds: fetch that too
+                    self._asked[tp] = first
+                    return None
+            if first > expected:
+                why = "transaction markers, compaction" + ("" if log_start is not None else
+                                                           " or retention; the log start could not be read")
+                log.info("%s[%d]: offsets %d to %d hold no record (%s): learning on from %d", tp[0], tp[1],
+                         expected, first - 1, why, first)
+                self._skipped("no_record", first - expected)
             start = 0
         else:
             self._asked[tp] = first
@@ -126,6 +149,8 @@ class PositionGuard:
             return
         if reason == "already_learned":
             self.already_learned += count
+        elif reason == "deleted":
+            self.deleted_offsets += count
         else:
             self.skipped_offsets += count
         if self._on_skip is not None:

@@ -128,9 +128,12 @@ class Daemon:
                                      detectors=tuple(spec.label for spec in settings.drift.detectors),
                                      offset_skip_reasons=SKIP_REASONS, topics=tuple(settings.kafka.topics))
         self.guard = PositionGuard(on_skip=lambda reason, count: self.metrics.offsets_skipped.labels(reason).inc(count),
-                                   on_rewind=lambda _tp: self.topic_ids.suspect(time.monotonic()))
+                                   on_rewind=lambda _tp: self.topic_ids.suspect(time.monotonic()),
+                                   log_start=self._log_start)
         self.topic_ids = TopicIdentity(check_s=TOPIC_ID_CHECK_S, hold_s=TOPIC_ID_HOLD_S)
         self.read_topic_ids: Callable[[set[str]], dict[str, str | None]] = self._cluster_topic_ids  # tests swap it
+        self.read_log_starts: Callable[[set[TopicPartition]], dict[TopicPartition, int]] = (
+            lambda partitions: self.admin.log_start_offsets(partitions))  # tests swap it
         from lifelong.stream.admin import ClusterAdmin
 
         self.admin = ClusterAdmin(settings.kafka)  # one client for every question the daemon asks the cluster
@@ -453,6 +456,15 @@ class Daemon:
 
     def _cluster_topic_ids(self, topics: set[str]) -> dict[str, str | None]:
         return self.admin.topic_ids(topics)
+
+    def _log_start(self, tp: TopicPartition) -> int | None:
+        """The earliest offset ``tp`` still holds, for the guard to tell deleted records from offsets that hold
+        none; None when the cluster does not answer (the gap is then taken as holding no record)."""
+        try:
+            return self.read_log_starts({tp}).get(tp)
+        except Exception as exc:  # noqa: BLE001 - asked again at the next such gap
+            log.debug("could not read the log start of %s[%d]: %s", tp[0], tp[1], exc)
+            return None
 
     def _read_topic_ids(self, topics: set[str]) -> set[str]:
         """Those of ``topics`` deleted and created again since their offsets here were learned (the cluster gives

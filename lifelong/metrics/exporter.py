@@ -68,8 +68,9 @@ class DaemonMetrics:
                                   ["source"], registry=r)
         self.offsets_skipped = Counter(
             "lifelong_offsets_skipped", "Offsets fetched but not learned, by reason: already_learned (fetched again "
-            "below the daemon's position: a restart, a rebalance, a log that went back) or no_record (transaction "
-            "markers, compaction, retention).", ["reason"], registry=r)
+            "below the daemon's position: a restart, a rebalance, a log that went back), no_record (transaction "
+            "markers, compaction) or deleted (below the log start: removed by retention or a delete-records request "
+            "before they were learned; lost).", ["reason"], registry=r)
         self.dead_letter_payloads_omitted = Counter(
             "lifelong_dead_letter_payloads_omitted", "Dead letters sent without the record's key, value and headers "
             "(too large for the dead-letter topic; the record stays at its source offset).", registry=r)

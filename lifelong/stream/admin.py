@@ -10,7 +10,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
-from kafka.admin import KafkaAdminClient
+from kafka import TopicPartition
+from kafka.admin import KafkaAdminClient, OffsetSpec
 from kafka.errors import TopicAlreadyExistsError
 
 from lifelong.config import KafkaConfig
@@ -46,7 +47,8 @@ def _topic_infos(described: Iterable[dict[str, Any]], names: Iterable[str]) -> d
 
 
 class ClusterAdmin:
-    """The questions a daemon asks the cluster (topic IDs every 15 s, missing topics, dead-letter topics) on one
+    """The questions a daemon asks the cluster (topic IDs every 15 s, missing topics, dead-letter topics, the log
+    start of a partition whose records start above the position) on one
     admin client with ``cfg``'s servers and security settings, every request bounded by ``timeout_ms``.
 
     Why one, kept: a new client per question costs a connection and its own round trips
@@ -95,6 +97,16 @@ class ClusterAdmin:
         under the same name does not keep (None from a broker without topic IDs, Kafka before 2.8). Topics the
         cluster lacks are left out."""
         return {topic: info.topic_id for topic, info in self.describe_topics(topics).items()}
+
+    def log_start_offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The earliest offset each partition still holds (its log start): offsets below it were deleted
+        (retention, a delete-records request). A partition the cluster does not know raises."""
+        specs = {TopicPartition(topic, partition): OffsetSpec.EARLIEST for topic, partition in partitions}
+        if not specs:
+            return {}
+        with self._session() as admin:
+            found = admin.list_partition_offsets(specs, timeout_ms=self.timeout_ms)
+        return {(tp.topic, tp.partition): int(answer.offset) for tp, answer in found.items()}
 
     def create_missing_topics(self, topics: Iterable[str], *, create: bool = True) -> tuple[set[str], set[str]]:
         """Of ``topics``, those the cluster lacks, created with the broker's default partitions and replication

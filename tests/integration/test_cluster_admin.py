@@ -1,6 +1,6 @@
 """ClusterAdmin on the real broker: one admin client serves every question the daemon asks the cluster (topic IDs
-every 15 s, missing topics, dead-letter topics), a question that fails closes it and the next one opens a fresh
-client, and the daemon closes it when it stops."""
+every 15 s, missing topics, dead-letter topics, log starts), a question that fails closes it and the next one opens
+a fresh client, and the daemon closes it when it stops."""
 
 from __future__ import annotations
 
@@ -49,8 +49,23 @@ def test_one_client_answers_every_question(shared_broker: EmbeddedBroker, make_t
         assert cluster.missing_topics([topic, "absent-topic"]) == {"absent-topic"}
         assert cluster.create_missing_topics([f"{topic}.dlq"]) == ({f"{topic}.dlq"}, set())
         assert cluster.create_missing_topics([f"{topic}.dlq"]) == (set(), set())
+        # nothing deleted from a new topic: both partitions' logs start at 0
+        assert cluster.log_start_offsets([(topic, 0), (topic, 1)]) == {(topic, 0): 0, (topic, 1): 0}
+        assert cluster.log_start_offsets([]) == {}
         assert cluster.open
     assert len(opened) == 1 and not cluster.open
+
+
+def test_the_log_start_of_a_partition_the_cluster_lacks_raises(shared_broker: EmbeddedBroker,
+                                                               make_topic: Callable[..., str]) -> None:
+    """The daemon takes an unanswered log start as unknown (the gap then counts as holding no record): the admin
+    must say it did not answer, not make up an offset."""
+    topic = make_topic(1)
+    with ClusterAdmin(KafkaConfig(bootstrap_servers=[shared_broker.bootstrap])) as cluster:
+        with pytest.raises(Exception, match="UnknownTopicOrPartition|not known"):
+            cluster.log_start_offsets([(topic, 0), (topic, 5)])
+        assert not cluster.open  # the failed question closed the client
+        assert cluster.log_start_offsets([(topic, 0)]) == {(topic, 0): 0}
 
 
 def test_a_question_that_fails_closes_the_client_and_the_next_opens_another(

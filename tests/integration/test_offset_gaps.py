@@ -61,20 +61,30 @@ def settings(bootstrap: str, topic: str, ckpt: Path, client: str, fetcher: str, 
     )
 
 
-def learn(config: Settings, seen: list[int], timeout: float = 60) -> Daemon:
-    """Run the daemon to its end (max_events); one still running after ``timeout`` (stuck on a gap) fails."""
+def learn(config: Settings, seen: list[int], timeout: float = 60,
+          log_starts_read: list[set] | None = None) -> Daemon:
+    """Run the daemon to its end (max_events); one still running after ``timeout`` (stuck on a gap) fails.
+    ``log_starts_read``: receives the partitions of each log start the daemon reads from the broker."""
     def on_batch(_daemon: Daemon, batch) -> None:
         seen.extend(batch.offsets.tolist())
 
     daemon = Daemon(config, install_signal_handlers=False, on_batch=on_batch)
+    if log_starts_read is not None:
+        real = daemon.read_log_starts
+
+        def read(partitions: set) -> dict:
+            log_starts_read.append(set(partitions))
+            return real(partitions)
+
+        daemon.read_log_starts = read
     with Running(daemon, timeout=30) as run:
         if not run.wait(timeout):
             pytest.fail(f"still running after {timeout}s with {len(seen)} of {N} records learned")
     return daemon
 
 
-def no_record(daemon: Daemon) -> float:
-    return daemon.metrics.registry.get_sample_value("lifelong_offsets_skipped_total", {"reason": "no_record"})
+def skipped(daemon: Daemon, reason: str = "no_record") -> float:
+    return daemon.metrics.registry.get_sample_value("lifelong_offsets_skipped_total", {"reason": reason})
 
 
 @pytest.mark.parametrize(("client", "fetcher", "prefetch"), [
@@ -91,14 +101,20 @@ def test_transaction_markers_are_stepped_over_and_resume_across_one(
     first = learn(settings(shared_broker.bootstrap, topic, tmp_path, client, fetcher, prefetch, N), seen)
     assert seen == offsets  # learned up to the idle exit: each marker stepped over
     assert first.stats.positions[tp] == offsets[-1] + 1  # the checkpoint stands on the last marker's offset
-    assert no_record(first) == 2  # the markers after transactions 1 and 2; the third is not passed yet
+    assert skipped(first) == 2  # the markers after transactions 1 and 2; the third is not passed yet
 
     offsets += feed_in_transactions(shared_broker.bootstrap, topic, range(3, TRANSACTIONS))
     assert offsets[-1] == N + TRANSACTIONS - 2  # one marker after each transaction: the gaps are there
-    second = learn(settings(shared_broker.bootstrap, topic, tmp_path, client, fetcher, prefetch, N), seen)
+    log_starts: list[set] = []
+    second = learn(settings(shared_broker.bootstrap, topic, tmp_path, client, fetcher, prefetch, N), seen,
+                   log_starts_read=log_starts)
     assert second.stats.resumed_from is not None
     assert seen == offsets  # every record once, in order, across the restart and every marker
-    assert no_record(first) + no_record(second) == TRANSACTIONS - 1  # each marker between records, once
+    assert skipped(first) + skipped(second) == TRANSACTIONS - 1  # each marker between records, once
+    # the resume stands on a marker: before that gap was taken as empty, the broker was asked where the log
+    # starts (at 0: nothing was deleted, so nothing counted as lost)
+    assert {tp} in log_starts
+    assert skipped(first, "deleted") + skipped(second, "deleted") == 0
     probe = open_consumer(settings(shared_broker.bootstrap, topic, tmp_path, client, fetcher, prefetch, 1).kafka)
     try:
         assert probe.committed([tp])[tp] == offsets[-1] + 1

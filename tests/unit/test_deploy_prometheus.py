@@ -14,6 +14,7 @@ import yaml
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from lifelong.daemon.position_guard import SKIP_REASONS
 from lifelong.metrics.exporter import DaemonMetrics
 from lifelong.panels import metric_names
 
@@ -25,7 +26,7 @@ PROMETHEUS_SERIES = {"up"}
 EXPECTED_ALERTS = {
     "LifelongDown", "LifelongAbsent", "LifelongNotReady", "LifelongAccuracyDrop", "LifelongDriftStorm",
     "LifelongCheckpointStale", "LifelongConsumerLagGrowing", "LifelongDeadLetterRate", "LifelongSkippedSteps",
-    "LifelongFetcherRestarting", "LifelongTopicRecreated",
+    "LifelongFetcherRestarting", "LifelongTopicRecreated", "LifelongRecordsDeleted",
 }
 
 
@@ -43,7 +44,7 @@ def rules() -> list[dict]:
 
 def exported_names() -> set[str]:
     """Sample names of an in-process scrape of the daemon's exporter, every labelled family given a child."""
-    metrics = DaemonMetrics(max_classes=3, topics=("events",))
+    metrics = DaemonMetrics(max_classes=3, topics=("events",), offset_skip_reasons=SKIP_REASONS)
     metrics.set_build_info("0", "naive", "cpu")
     metrics.observe_dead_letters(["wrong_size"])
     metrics.observe_drift("ADWIN")

@@ -34,6 +34,7 @@ def daemon(positions: dict) -> Daemon:
     d = Daemon(Settings(metrics={"port": 0}), install_signal_handlers=False)
     d.positions = dict(positions)
     d.consumer = SeekRecorder()
+    d.read_log_starts = lambda partitions: dict.fromkeys(partitions, 0)  # no cluster here: nothing deleted
     return d
 
 
@@ -183,3 +184,72 @@ def test_offsets_without_records_inside_a_run_are_counted():
     guard.polled()
     assert guard.start(tp, offsets(3, 4, 5, 7, 8, 11)) == 2  # 6, 9 and 10 hold no record (commit markers)
     assert guard.skipped_offsets == 3 and skipped == [("already_learned", 2), ("no_record", 3)]
+
+
+def _confirmed_gap(guard: PositionGuard, tp, expected: int, first: int) -> int | None:
+    """Fetch at ``first`` above the position ``expected``: sought back, then fetched at ``first`` again."""
+    guard.polled()
+    assert guard.start(tp, offsets(first, first + 1)) is None
+    guard.sought({tp: expected})
+    guard.polled()
+    return guard.start(tp, offsets(first, first + 1))
+
+
+def test_offsets_below_the_log_start_are_counted_as_deleted_and_warned_of(caplog):
+    """The position fell out of the log (retention ran while the daemon was down): the records between were lost,
+    which is worth an alert, unlike offsets that never held a record."""
+    tp = ("t", 0)
+    skipped: list[tuple[str, int]] = []
+    guard = PositionGuard({tp: 100}, on_skip=lambda reason, n: skipped.append((reason, n)),
+                          log_start=lambda _tp: 160)
+    with caplog.at_level("WARNING", logger="lifelong.daemon"):
+        assert _confirmed_gap(guard, tp, 100, 160) == 0  # the client came back at the log start: learned on
+    assert skipped == [("deleted", 60)] and guard.deleted_offsets == 60 and guard.skipped_offsets == 0
+    assert guard.positions[tp] == 162
+    assert any("100 to 159 were deleted" in r.message and "60 records lost" in r.message for r in caplog.records)
+
+
+def test_a_client_that_came_back_above_the_log_start_is_sought_to_it():
+    """auto_offset_reset: latest, after the position fell out of range, resets the client to the log's end: the
+    records between the log start and there still exist and must be learned, not skipped with the deleted."""
+    tp = ("t", 0)
+    skipped: list[tuple[str, int]] = []
+    guard = PositionGuard({tp: 100}, on_skip=lambda reason, n: skipped.append((reason, n)),
+                          log_start=lambda _tp: 160)
+    guard.polled()
+    assert guard.runs([("t", 0, offsets(500, 501))])[1] == {tp: 100}  # above: seek back first
+    guard.sought({tp: 100})
+    guard.polled()
+    accepted, seeks = guard.runs([("t", 0, offsets(500, 501))])  # the client reset to the end again
+    assert seeks == {tp: 160} and len(accepted[tp]) == 0  # to the log start, not past what it holds
+    assert skipped == [("deleted", 60)] and guard.positions[tp] == 160
+    guard.sought(seeks)
+    guard.polled()
+    assert guard.start(tp, offsets(160, 161)) == 0 and guard.positions[tp] == 162
+    assert skipped == [("deleted", 60)]  # nothing more counted
+
+
+def test_a_gap_above_the_log_start_holds_no_record_and_an_unread_log_start_changes_nothing(caplog):
+    tp = ("t", 0)
+    skipped: list[tuple[str, int]] = []
+    guard = PositionGuard({tp: 100}, on_skip=lambda reason, n: skipped.append((reason, n)), log_start=lambda _tp: 40)
+    assert _confirmed_gap(guard, tp, 100, 103) == 0
+    assert skipped == [("no_record", 3)]
+    unread = PositionGuard({tp: 100}, log_start=lambda _tp: None)  # the cluster did not answer
+    with caplog.at_level("INFO", logger="lifelong.daemon"):
+        assert _confirmed_gap(unread, tp, 100, 103) == 0
+    assert unread.skipped_offsets == 3 and unread.deleted_offsets == 0
+    assert any("the log start could not be read" in r.message for r in caplog.records)
+
+
+def test_the_daemon_reads_the_log_start_from_the_cluster_and_a_failure_is_none():
+    d = daemon({})
+    asked: list[set] = []
+    d.read_log_starts = lambda partitions: asked.append(set(partitions)) or {("t", 0): 7}
+    assert d._log_start(("t", 0)) == 7 and asked == [{("t", 0)}]
+
+    def unreachable(_partitions):
+        raise ConnectionError("broker down")
+
+    d.read_log_starts = unreachable
+    assert d._log_start(("t", 0)) is None

@@ -46,6 +46,7 @@ def _daemon(tmp_path: Path, *events: RebalanceEvent, topic_ids: dict[str, str] |
     daemon.consumer = ScriptedConsumer(*events)
     daemon.read_topic_ids = lambda topics: {t: i for t, i in (topic_ids or {}).items() if t in topics}
     daemon.dead_letter_topics = DeadLetterTopics(daemon.settings.kafka, create_missing=lambda *_, **__: (set(), set()))
+    daemon.read_log_starts = lambda partitions: dict.fromkeys(partitions, 0)
     return daemon
 
 
