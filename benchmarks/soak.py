@@ -1,10 +1,14 @@
 """Soak: one daemon over 1,000,000 events; does its memory or its checkpoint grow?
 
 Feeds a synthetic 10-class stream into the embedded broker while `lifelong run` (a subprocess, so its resident
-memory is its own) learns from it with a class-balanced replay memory, drift detection and checkpoints. Samples the
-daemon's RSS from /proc and its /metrics every second. Reports the RSS growth from the end of the warm-up (the first
-10% of events) to the end (`soak_rss_growth_pct`, target < 5%), the checkpoint size at each checkpoint (bounded: the
-last should not exceed the first full one), and events/s. Writes a PNG of RSS against events.
+memory is its own) learns from it with a class-balanced replay memory, drift detection and checkpoints. Samples
+every second, from /proc, the memory of the daemon and of the processes it starts (its fetch processes and
+multiprocessing's resource tracker), and its /metrics. Reports, from the end of the warm-up (the first 10% of
+events) to the end, the growth of the daemon's RSS (`soak_rss_growth_pct`), of its children's RSS
+(`children_rss_growth_pct`) and of the proportional set size of them all (`total_pss_growth_pct`: shared pages,
+such as the fetch processes' shared-memory blocks, counted once), target < 5% each; the checkpoint size at each
+checkpoint (bounded: the last should not exceed the first full one), and events/s. Writes a PNG of memory against
+events.
 
     python benchmarks/soak.py [--events 1000000] [--features 32] [--out runs/soak]
 """
@@ -32,11 +36,42 @@ from lifelong.stream.feed import feed_arrays  # noqa: E402
 console = Console()
 
 
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+def memory_bytes(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of ``pid`` from /proc/PID/smaps_rollup; (0, 0) for a process gone meanwhile."""
+    found = {"Rss:": 0, "Pss:": 0}
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            key = line.split(maxsplit=1)[0] if line else ""
+            if key in found:
+                found[key] = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return found["Rss:"], found["Pss:"]
+
+
+def children(pid: int) -> list[int]:
+    """Every process below ``pid`` (fetch processes come and go: a dead one is replaced), read from /proc."""
+    below: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            below.setdefault(parent, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in below.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def sample_memory(pid: int) -> tuple[int, int, int]:
+    """(the daemon's RSS, its children's RSS summed, the PSS of them all)."""
+    rss, pss = memory_bytes(pid)
+    kids = [memory_bytes(child) for child in children(pid)]
+    return rss, sum(r for r, _ in kids), pss + sum(p for _, p in kids)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         feeder = threading.Thread(target=feed_all, daemon=True)
         feeder.start()
         proc = start_daemon(config, args.out / "daemon.log")
-        samples: list[tuple[float, int, int, float]] = []  # (t, events, rss, checkpoint bytes)
+        # (t, events, daemon RSS, children's RSS, PSS of all, checkpoint bytes)
+        samples: list[tuple[float, int, int, int, int, float]] = []
         started = time.monotonic()
         with Progress(TextColumn("[bold]soak"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} events"),
                       TextColumn("RSS {task.fields[rss]:.0f} MB"), TimeElapsedColumn(), console=console) as bar:
@@ -88,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 events = int(metrics.get(("lifelong_events_total", (("outcome", "trained"),)), 0))
                 ckpt = metrics.get(("lifelong_checkpoint_bytes", ()), 0.0)
-                rss = rss_bytes(proc.pid)
-                samples.append((time.monotonic() - started, events, rss, ckpt))
+                rss, kids_rss, pss = sample_memory(proc.pid)
+                samples.append((time.monotonic() - started, events, rss, kids_rss, pss, ckpt))
                 bar.update(task, completed=events, rss=rss / 2**20)
         seconds = time.monotonic() - started
         proc.terminate()
@@ -97,19 +133,25 @@ def main(argv: list[str] | None = None) -> int:
         if feeder_error:
             raise feeder_error[0]
 
-    t, ev, rss, ckpt = (np.array(col, dtype=float) for col in zip(*samples, strict=True))
+    t, ev, rss, kids_rss, pss, ckpt = (np.array(col, dtype=float) for col in zip(*samples, strict=True))
     warm = ev >= 0.1 * args.events
-    rss_warm, rss_end = rss[warm][0], rss[-1]
-    growth = 100.0 * (rss_end - rss_warm) / rss_warm
     ckpt_sizes = np.unique(ckpt[ckpt > 0])
     rate = ev[-1] / seconds
-    console.print(f"events {int(ev[-1]):,} in {seconds:.0f}s ({rate:,.0f}/s); RSS after warm-up "
-                  f"{rss_warm / 2**20:.1f} MB, at the end {rss_end / 2**20:.1f} MB: growth {growth:+.2f}% "
-                  f"(target < 5%); checkpoint sizes {sorted(int(s) for s in ckpt_sizes)} bytes")
+    console.print(f"events {int(ev[-1]):,} in {seconds:.0f}s ({rate:,.0f}/s); checkpoint sizes "
+                  f"{sorted(int(s) for s in ckpt_sizes)} bytes")
     settings = {"events": int(ev[-1]), "features": args.features, "replay": "class_balanced:500",
-                "device": "cpu", "client": "kafka-python"}
-    record("soak", "soak_rss_growth_pct", round(growth, 3), "%", **settings)
-    record("soak", "rss_after_warmup_mb", round(rss_warm / 2**20, 1), "MB", **settings)
+                "device": "cpu", "client": "kafka-python", "fetcher": "process"}
+    growths = {}
+    for key, name, series, metric in (("daemon", "the daemon's RSS", rss, "soak_rss_growth_pct"),
+                                      ("children", "its children's RSS", kids_rss, "children_rss_growth_pct"),
+                                      ("all", "the PSS of all", pss, "total_pss_growth_pct")):
+        at_warm, at_end = series[warm][0], series[-1]
+        growths[key] = 100.0 * (at_end - at_warm) / at_warm if at_warm else float("nan")
+        console.print(f"{name}: after warm-up {at_warm / 2**20:.1f} MB, at the end {at_end / 2**20:.1f} MB: "
+                      f"growth {growths[key]:+.2f}% (target < 5%)")
+        record("soak", metric, round(growths[key], 3), "%", **settings)
+    record("soak", "rss_after_warmup_mb", round(rss[warm][0] / 2**20, 1), "MB", **settings)
+    record("soak", "children_rss_after_warmup_mb", round(kids_rss[warm][0] / 2**20, 1), "MB", **settings)
     record("soak", "checkpoint_bytes_max", int(ckpt_sizes.max()) if ckpt_sizes.size else 0, "bytes", **settings)
     record("soak", "checkpoint_bytes_min", int(ckpt_sizes.min()) if ckpt_sizes.size else 0, "bytes", **settings)
     record("soak", "events_per_s", round(rate, 1), "events/s", **settings)
@@ -120,16 +162,18 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
-    ax.plot(ev, rss / 2**20, lw=1.5)
+    ax.plot(ev, rss / 2**20, lw=1.5, label=f"daemon RSS ({growths['daemon']:+.2f}%)")
+    ax.plot(ev, kids_rss / 2**20, lw=1.5, label=f"its children's RSS ({growths['children']:+.2f}%)")
+    ax.plot(ev, pss / 2**20, lw=1.5, ls=":", label=f"PSS of all ({growths['all']:+.2f}%)")
     ax.axvline(0.1 * args.events, color="grey", ls="--", lw=1, label="end of warm-up")
     ax.set_xlabel("events learned")
-    ax.set_ylabel("daemon RSS (MB)")
-    ax.set_title(f"soak: {int(ev[-1]):,} events, RSS growth after warm-up {growth:+.2f}%")
+    ax.set_ylabel("memory (MB)")
+    ax.set_title(f"soak: {int(ev[-1]):,} events, growth after warm-up")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(args.out / "soak_rss.png")
-    console.print(f"plot: {args.out / 'soak_rss.png'}")
+    fig.savefig(args.out / "soak_memory.png")
+    console.print(f"plot: {args.out / 'soak_memory.png'}")
     return 0
 
 
