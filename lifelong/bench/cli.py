@@ -116,3 +116,22 @@ def bench(
     if json_out is not None:
         json_out.write_text(json.dumps(result, indent=2, default=str))
     console.print(f"[green]done[/green]: {len(result['configs'])} settings measured on {result['device']}")
+    _print_targets(result["figures"])
+
+
+def _print_targets(figures: list[dict]) -> None:
+    """The targets this run measured, met or not (benchmarks/RESULTS.md shows them over every run)."""
+    from rich.table import Table
+
+    from lifelong.bench.targets import standings
+
+    measured = [s for s in standings(figures) if s.runs]
+    if not measured:
+        return
+    table = Table(title="targets, this run")
+    for column in ("metric", "target", "this run", "met"):
+        table.add_column(column)
+    for s in measured:
+        table.add_row(s.target.metric, s.target.wants, s.shown(),
+                      "[green]yes[/green]" if s.latest_met else "[red]no[/red]")
+    console.print(table)

@@ -46,12 +46,9 @@ def command_line() -> str:
     return " ".join(shlex.quote(arg) for arg in [Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
-def record(benchmark: str, metric: str, value: float, unit: str, *, results_dir: Path | None = None,
-           **settings: Any) -> dict[str, Any]:
-    """Append one figure and regenerate RESULTS.md; returns the stored object."""
-    folder = results_dir or RESULTS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    entry = {
+def figure(benchmark: str, metric: str, value: float, unit: str, **settings: Any) -> dict[str, Any]:
+    """One figure as results.jsonl stores it, stamped with now, this machine and this command line."""
+    return {
         "benchmark": benchmark,
         "metric": metric,
         "value": value,
@@ -61,9 +58,22 @@ def record(benchmark: str, metric: str, value: float, unit: str, *, results_dir:
         "command": settings.pop("command", None) or command_line(),
         **settings,
     }
+
+
+def append(entry: dict[str, Any], results_dir: Path | None = None) -> None:
+    """Append one :func:`figure` to results.jsonl and regenerate RESULTS.md."""
+    folder = results_dir or RESULTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
     with (folder / "results.jsonl").open("a") as fh:
         fh.write(json.dumps(entry, sort_keys=False) + "\n")
     render(folder)
+
+
+def record(benchmark: str, metric: str, value: float, unit: str, *, results_dir: Path | None = None,
+           **settings: Any) -> dict[str, Any]:
+    """Append one figure and regenerate RESULTS.md; returns the stored object."""
+    entry = figure(benchmark, metric, value, unit, **settings)
+    append(entry, results_dir)
     return entry
 
 

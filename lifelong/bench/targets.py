@@ -60,6 +60,15 @@ class Standing:
     def latest(self) -> dict[str, Any] | None:
         return self.runs[-1] if self.runs else None
 
+    def shown(self) -> str:
+        """The latest figure as a reader reads it, with both accuracies where the target bounds them."""
+        if self.latest is None:
+            return "not measured yet"
+        text = _fmt(float(self.latest["value"]))
+        if self.latest_accuracy is not None:
+            text += f" (accuracy {self.latest_accuracy[0]:.3f} vs {self.latest_accuracy[1]:.3f})"
+        return text
+
 
 def _daemon_accuracy(row: dict[str, Any], rows: Sequence[dict[str, Any]]) -> float | None:
     """The daemon's prequential accuracy over the events river learned, from the same run as ``row``."""
@@ -115,10 +124,7 @@ def render_targets(rows: Iterable[dict[str, Any]], targets: Sequence[Target] = T
             lines.append(f"| {s.target.metric} | {s.target.wants} | not measured yet | | | | | 0 of 0 |")
             continue
         values = [float(r["value"]) for r in s.runs]
-        shown = _fmt(float(latest["value"]))
-        if s.latest_accuracy is not None:
-            shown += f" (accuracy {s.latest_accuracy[0]:.3f} vs {s.latest_accuracy[1]:.3f})"
-        lines.append(f"| {s.target.metric} | {s.target.wants} | {shown} | {'yes' if s.latest_met else 'no'} | "
+        lines.append(f"| {s.target.metric} | {s.target.wants} | {s.shown()} | {'yes' if s.latest_met else 'no'} | "
                      f"{latest['machine']} | {latest['date']} | {_fmt(min(values))} to {_fmt(max(values))} | "
                      f"{s.met_runs} of {len(s.runs)} |")
     lines.append("")

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from lifelong.bench import process_cpu
-from lifelong.bench.results import record
+from lifelong.bench.results import append, figure
 
 log = logging.getLogger(__name__)
 
@@ -477,13 +477,18 @@ def run_throughput(opts: Options, emit: Callable[[str], None] = print) -> dict[s
 
     device = str(resolve_device(opts.device))
     cache = opts.cache_dir or Path.home() / ".cache" / "lifelong"
-    out: dict[str, Any] = {"device": device, "configs": []}
+    # figures: every figure of this run as results.jsonl would store it (lifelong.bench.targets reads them)
+    out: dict[str, Any] = {"device": device, "configs": [], "figures": []}
     base = {"records": opts.records, "device": device, "codec": "f32", "dataset": "mnist"}
 
     def put(metric: str, value: float, unit: str, **settings: Any) -> None:
         emit(f"  {metric:<28} {value:>12,.3f} {unit:<9} {json.dumps(settings)}")
-        if opts.record_results and np.isfinite(value):
-            record(BENCH, metric, float(value), unit, **{**base, **settings})
+        if not np.isfinite(value):
+            return
+        entry = figure(BENCH, metric, float(value), unit, **{**base, **settings})
+        out["figures"].append(entry)
+        if opts.record_results:
+            append(entry)
 
     if opts.clients and opts.models and opts.replays:  # the main matrix (skip it for --ablation alone)
         x, y = mnist_arrays(opts.records, opts.features)

@@ -39,6 +39,10 @@ def test_bench_reports_raw_end_to_end_and_river_from_one_run(tmp_path: Path) -> 
     assert set(data["baselines"]) == {"river.SoftmaxRegression", "river.OneVsRest(LogisticRegression)"}
     assert all(b["events_per_s"] > 0 and 0 <= b["accuracy"] <= 1 for b in data["baselines"].values())
     assert "cpu_end_to_end_over_raw" in result.output and "end_to_end_over_river" in result.output
+    # --no-record: nothing appended, yet the run's own figures say where it stands against the targets
+    (ratio,) = [f for f in data["figures"] if f["metric"] == "cpu_end_to_end_over_raw"]
+    assert ratio["value"] == pytest.approx(config["ratio"]) and ratio["model"] == "mlp"
+    assert "targets, this run" in result.output
 
 
 def _loop_ceiling() -> object:
