@@ -18,7 +18,7 @@ from typing import Any
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
 from lifelong.config import KafkaConfig
-from lifelong.stream.consumer import TP, Kind, RebalanceEvent
+from lifelong.stream.consumer import TP, Kind, RebalanceEvent, drain_events
 from lifelong.stream.records import RawRecord
 
 __all__ = ["ConfluentStreamConsumer", "confluent_config"]
@@ -163,14 +163,7 @@ class ConfluentStreamConsumer:
         return out
 
     def drain_events(self) -> list[RebalanceEvent]:
-        events = []
-        while self._events:
-            events.append(self._events.popleft())
-        for event in events:
-            if event.kind != "assigned":
-                for tp in event.partitions:
-                    self._positions.pop(tp, None)
-        return events
+        return drain_events(self._events, self._positions)
 
     def commit(self, offsets: Mapping[TP, int], timeout_ms: int | None = None) -> dict[TP, int]:
         """Synchronous commit; librdkafka bounds it with its own request timeouts (``timeout_ms`` is accepted for

@@ -55,6 +55,22 @@ class RebalanceEvent:
         return (self.kind, self.partitions)[index]
 
 
+def drain_events(queue: deque[RebalanceEvent], positions: dict[TP, int]) -> list[RebalanceEvent]:
+    """The events ``queue`` holds, oldest first (a client thread may append meanwhile); the read positions of
+    partitions revoked or lost are forgotten: they are no longer this consumer's to report."""
+    events: list[RebalanceEvent] = []
+    while True:
+        try:
+            events.append(queue.popleft())
+        except IndexError:
+            break
+    for event in events:
+        if event.kind != "assigned":
+            for tp in event.partitions:
+                positions.pop(tp, None)
+    return events
+
+
 class _Listener(ConsumerRebalanceListener):
     """Records events only: runs on kafka-python's IO thread, where blocking calls fail."""
 
@@ -175,17 +191,7 @@ class StreamConsumer:
 
     def drain_events(self) -> list[RebalanceEvent]:
         """Rebalance events since the last call, oldest first."""
-        events: list[RebalanceEvent] = []
-        while True:
-            try:
-                events.append(self._events.popleft())
-            except IndexError:
-                break
-        for event in events:
-            if event.kind != "assigned":
-                for tp in event.partitions:
-                    self._positions.pop(tp, None)
-        return events
+        return drain_events(self._events, self._positions)
 
     # ---- offsets -------------------------------------------------------------------------------------------
     def commit(self, offsets: Mapping[TP, int], timeout_ms: int | None = None) -> dict[TP, int]:
