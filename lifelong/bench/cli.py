@@ -129,9 +129,9 @@ def _print_targets(figures: list[dict]) -> None:
     if not measured:
         return
     table = Table(title="targets, this run")
-    for column in ("metric", "target", "this run", "met"):
+    for column in ("metric", "target", "this run", "met", "ceiling in this run"):
         table.add_column(column)
     for s in measured:
         table.add_row(s.target.metric, s.target.wants, s.shown(),
-                      "[green]yes[/green]" if s.latest_met else "[red]no[/red]")
+                      "[green]yes[/green]" if s.latest_met else "[red]no[/red]", s.ceiling_shown())
     console.print(table)

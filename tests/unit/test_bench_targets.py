@@ -41,6 +41,31 @@ def test_beating_river_counts_only_at_equal_or_better_accuracy():
     assert _standing(unknown, "end_to_end_over_river").latest_met is False
 
 
+def test_each_machine_kind_has_its_own_row_the_latest_measured_first():
+    rows = [_row("cpu_end_to_end_over_raw", 0.92, "2026-01-01T00:00:00Z", machine="2 x amx"),
+            _row("cpu_end_to_end_over_raw", 0.67, "2026-01-02T00:00:00Z", machine="2 x plain"),
+            _row("cpu_end_to_end_over_raw", 0.64, "2026-01-03T00:00:00Z", machine="2 x plain")]
+    mine = [s for s in standings(rows) if s.target.metric == "cpu_end_to_end_over_raw"]
+    assert [(s.latest["machine"], s.latest_met, s.met_runs, len(s.runs)) for s in mine] == [
+        ("2 x plain", False, 0, 2), ("2 x amx", True, 1, 1)]
+    lines = [x for x in render_targets(rows) if x.startswith("| cpu_end_to_end_over_raw")]
+    assert len(lines) == 2 and "2 x plain" in lines[0] and "| 0.92 | yes |" in lines[1]
+
+
+def test_the_client_alone_over_river_bounds_b_over_c_and_is_shown_beside_it():
+    date = "2026-01-01T00:00:00Z"
+    rows = [_row("raw_events_per_s", 30_000.0, date), _row("end_to_end_events_per_s", 24_000.0, date),
+            _row("end_to_end_over_river", 12.0, date, baseline_accuracy=0.90),  # so c = 2,000 events/s
+            _row("prequential_accuracy_prefix", 0.93, date),
+            _row("raw_events_per_s", 99_000.0, "2026-01-02T00:00:00Z")]  # another run's: not this one's a
+    s = _standing(rows, "end_to_end_over_river")
+    assert s.latest_ceiling is not None and abs(s.latest_ceiling[0] - 15.0) < 1e-9
+    line = next(x for x in render_targets(rows) if x.startswith("| end_to_end_over_river"))
+    assert "| 15 (a/c, the client alone over river) |" in line
+    alone = [_row("end_to_end_over_river", 12.0, date, baseline_accuracy=0.90)]  # no rates recorded with it
+    assert _standing(alone, "end_to_end_over_river").ceiling_shown() == ""
+
+
 def test_a_target_never_run_says_so_and_the_decay_target_is_two_sided():
     rows = [_row("rate_first_last_ratio", 1.15, "2026-01-01T00:00:00Z", records=500_000),
             _row("rate_first_last_ratio", 0.93, "2026-01-02T00:00:00Z", records=500_000)]
