@@ -5,7 +5,8 @@
 #   call 2, carry [".wheelhouse/b"]:  bash scripts/device-bench.sh run         (the rest, then the benchmark)
 # The machine keeps ignored outputs between calls while it stays warm (call 2 right after call 1). `run` then
 # benchmarks confluent-kafka and kafka-python with one fetch process, confluent-kafka with WORKERS (one per
-# partition group), device cuda, then again with micro-batches of 1024, then benchmarks/loop_ceiling.py, and
+# partition group), device cuda, then again with micro-batches of 1024, then benchmarks/loop_ceiling.py and
+# benchmarks/learner_overhead.py (the learner's host cost per step against a bare loop), and
 # copies the figures (benchmarks/results.jsonl, RESULTS.md, JSON) to $OUT after each step. Rehearsed on a CPU
 # machine with DEVICE=cpu and wheels for its Python (PYTHON_VERSION=3.11 scripts/device-wheelhouse.sh).
 set -euo pipefail
@@ -44,6 +45,8 @@ run)
     # what the loop alone reaches (learning at no cost) beside the same daemon with its GPU learner
     step loop-ceiling 90 python3 benchmarks/loop_ceiling.py --records "$RECORDS" --repeats 1 --clients confluent \
         --partitions "$PARTITIONS" --fetch-workers "$WORKERS" --device "${DEVICE:-cuda}"
+    # the learner's host cost per step beyond a bare training loop (kernel launches, syncs): no broker, seconds
+    step learner-overhead 45 python3 benchmarks/learner_overhead.py --device "${DEVICE:-cuda}"
     ;;
 *) echo "usage: $0 install-a | run" >&2; exit 2 ;;
 esac

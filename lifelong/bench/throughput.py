@@ -254,14 +254,15 @@ def daemon_settings(bootstrap: str, topic: str, *, client: str, model: str, repl
 
 
 def learner_alone(features: int, events: int, replay_batch_size: int = Options.replay_batch_size,
-                  **daemon: Any) -> Any:
+                  hidden: Sequence[int] = Options.hidden, **daemon: Any) -> Any:
     """The benchmark's MLP learner (reservoir replay 500, the :class:`Options` defaults) built and tuned as the
     daemon builds it (optim.fused: auto), for scripts that time the learner without a broker.
-    ``replay_batch_size``: replayed rows per step (0: no replay memory). ``daemon``: overrides of the daemon
-    section (e.g. ``flush_denormal=False``)."""
+    ``replay_batch_size``: replayed rows per step (0: no replay memory). ``hidden``: the MLP's hidden widths.
+    ``daemon``: overrides of the daemon section (e.g. ``flush_denormal=False``, ``device="cuda"``)."""
     from lifelong.daemon.factory import apply_fused, build_learner
 
-    opts = Options(replay_batch_size=max(replay_batch_size, 1))  # replay.batch_size must be positive, even unused
+    # replay.batch_size must be positive, even unused
+    opts = Options(replay_batch_size=max(replay_batch_size, 1), hidden=tuple(hidden))
     settings = daemon_settings("unused:9092", "unused", client="kafka-python", model="mlp",
                                replay="reservoir" if replay_batch_size else "none",
                                features=features, n=events, opts=opts, checkpoint_dir=Path("unused"))
