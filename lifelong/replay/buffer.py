@@ -41,6 +41,16 @@ class Buffer:
     def insert(self, x: Tensor, y: Tensor, **extra: Tensor) -> None:
         raise NotImplementedError
 
+    def _write(self, slots: Tensor, sources: Tensor, x: Tensor, y: Tensor, extra: dict[str, Tensor]) -> Tensor:
+        """Store the batch's rows ``sources`` at ``slots`` (distinct); returns their labels, on the batch's device.
+        index_select: a few rows out of a batch cost less than by advanced indexing."""
+        src = sources.to(y.device)
+        rows = {"x": x.index_select(0, src), "y": y.index_select(0, src),
+                **{name: values.index_select(0, src) for name, values in extra.items()}}
+        self.store.write(slots, rows)
+        self.version += 1
+        return rows["y"]
+
     def _indices(self, n: int, total: int) -> Tensor:
         """``min(n, total)`` distinct indices in ``[0, total)``, drawn from this buffer's generator."""
         k = min(int(n), total)

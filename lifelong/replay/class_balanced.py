@@ -54,10 +54,7 @@ class ClassBalancedBuffer(Buffer):
                 self.labels[slot] = cls
         if not slots:
             return
-        slot_t, src_t = last_wins(slots, sources)
-        src = src_t.to(y.device)
-        self.store.write(slot_t, {"x": x[src], "y": y[src], **{k: v[src] for k, v in extra.items()}})
-        self.version += 1
+        self._write(*last_wins(slots, sources), x, y, extra)
 
     def _place(self, cls: int, draw: list[float]) -> int | None:
         own = self.slots_of.setdefault(cls, [])

@@ -7,6 +7,7 @@ memory of experience replay (Chaudhry et al. 2019, "On Tiny Episodic Memories in
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -30,16 +31,15 @@ class ReservoirBuffer(Buffer):
         b = int(y.shape[0])
         if b == 0:
             return
-        position = torch.arange(self.seen, self.seen + b, dtype=torch.float64)
-        draw = torch.rand(b, generator=self.generator, dtype=torch.float64)
-        slot = torch.where(position < self.capacity, position, torch.floor(draw * (position + 1))).long()
-        accepted = torch.nonzero(slot < self.capacity).flatten()
+        # the slot arithmetic in numpy (a few us, where each torch operation costs more than that); the draws stay
+        # those of the buffer's torch generator, so a checkpoint's RNG state resumes the same sequence
+        position = np.arange(self.seen, self.seen + b, dtype=np.float64)
+        draw = torch.rand(b, generator=self.generator, dtype=torch.float64).numpy()
+        slot = np.where(position < self.capacity, position, np.floor(draw * (position + 1))).astype(np.int64)
+        accepted = np.flatnonzero(slot < self.capacity)
         self.seen += b
-        if accepted.numel() == 0:
+        if accepted.size == 0:
             return
-        slots, sources = last_wins(slot[accepted].tolist(), accepted.tolist())
-        src = sources.to(y.device)
-        self.store.write(slots, {"x": x[src], "y": y[src], **{k: v[src] for k, v in extra.items()}})
-        self.labels[slots] = y[src].to("cpu", torch.long)
+        slots, sources = last_wins(slot[accepted], accepted)
+        self.labels[slots] = self._write(slots, sources, x, y, extra).to("cpu", torch.long)
         self.size = min(self.capacity, self.seen)
-        self.version += 1

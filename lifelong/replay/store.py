@@ -8,8 +8,10 @@ never copies the memory across devices. State is plain tensors and ints: checkpo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -52,13 +54,16 @@ class SampleStore:
                 raise ValueError(f"stored field {name!r} has {store.shape[0]} rows, capacity is {self.capacity}")
 
 
-def last_wins(slots: list[int], sources: list[int]) -> tuple[Tensor, Tensor]:
-    """Collapse repeated slots of one batch so that the later sample wins, as sequential insertion would."""
-    final: dict[int, int] = {}
-    for slot, src in zip(slots, sources, strict=True):
-        final[slot] = src
-    keys = list(final)
-    return torch.tensor(keys, dtype=torch.long), torch.tensor([final[k] for k in keys], dtype=torch.long)
+def last_wins(slots: Sequence[int] | np.ndarray, sources: Sequence[int] | np.ndarray) -> tuple[Tensor, Tensor]:
+    """Collapse repeated slots of one batch so that the later sample wins, as sequential insertion would.
+    Returns (slots, sources) as long tensors, each slot once, in the order of the sources that won."""
+    slot = np.asarray(slots, dtype=np.int64)
+    source = np.asarray(sources, dtype=np.int64)
+    if slot.shape != source.shape:
+        raise ValueError(f"{slot.size} slots for {source.size} sources")
+    _, from_end = np.unique(slot[::-1], return_index=True)  # each slot's last occurrence, counted from the end
+    won = np.sort(slot.size - 1 - from_end)
+    return torch.from_numpy(slot[won]), torch.from_numpy(source[won])
 
 
 def make_generator(seed: int) -> torch.Generator:

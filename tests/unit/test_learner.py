@@ -38,7 +38,7 @@ def test_new_label_grows_head_without_touching_old_classes():
     assert learner.seen_classes == [0, 1]
     old_rows = learner.model.head.weight[:2].detach().clone()
     old_bias = learner.model.head.bias[:2].detach().clone()
-    learner._activate(torch.tensor([3]))
+    learner._activate([3])
     assert learner.seen_classes == [0, 1, 3]
     assert torch.equal(learner.model.head.weight[:2], old_rows)
     assert torch.equal(learner.model.head.bias[:2], old_bias)
@@ -191,6 +191,40 @@ def test_shared_forward_predicts_as_a_separate_pass_would():
     assert with_shared[-1].correct.mean() > 0.8
     for p, q in zip(shared.model.parameters(), separate.model.parameters(), strict=True):
         torch.testing.assert_close(p, q)
+
+
+@pytest.mark.parametrize("strategy", ["none", "replay", "ace"])
+def test_losses_read_off_the_training_step_are_the_prequential_losses(strategy):
+    """With no class new to the batch, a stream row's training cross-entropy is its prequential loss, and the
+    learner hands that back instead of computing it again; with replayed rows behind the stream's it still is.
+    ER-ACE masks the training loss to the batch's classes: there the losses must be computed apart, so a reuse
+    would show here as losses unlike a separate pass's."""
+    from lifelong.replay.plugin import ReplayPlugin
+    from lifelong.replay.reservoir import ReservoirBuffer
+    from lifelong.strategies.ace import ACE
+
+    stream = [blobs([0, 1, 2] if seed % 3 else [0, 1], n=32, seed=seed) for seed in range(20)]
+
+    def run(shared: bool):
+        plugins = {"none": [], "replay": [ReplayPlugin(lambda d: ReservoirBuffer(64, d, seed=1), batch_size=16)],
+                   "ace": [ReplayPlugin(lambda d: ReservoirBuffer(64, d, seed=1), batch_size=16), ACE()]}[strategy]
+        learner = _paired(shared, plugins=plugins)
+        assert learner.shared_forward is shared
+        return [learner.process(x, y) for x, y in stream]
+
+    with_shared, with_separate = run(True), run(False)
+    for a, b in zip(with_shared[3:], with_separate[3:], strict=True):  # every class seen: nothing new to mask
+        assert np.isfinite(a.losses).all()
+        np.testing.assert_allclose(a.losses, b.losses, rtol=1e-5, atol=1e-6)
+
+
+def test_a_label_outside_the_head_is_refused_with_its_value():
+    learner = make_learner(max_classes=5)
+    x, y = blobs([0, 1])
+    y[3] = 7
+    with pytest.raises(ValueError, match="label 7 is outside the model's classes 0..4"):
+        learner.process(x, y)
+    assert learner.seen_classes == []  # nothing was opened for the batch that was refused
 
 
 def test_shared_forward_off_where_predictions_differ_from_training():

@@ -74,3 +74,29 @@ def test_extra_fields_travel_with_their_sample():
     rows = buf.sample(16)
     assert torch.equal(rows["x"], x[rows["y"]])
     assert torch.equal(rows["logits"], 2 * x[rows["y"]])
+
+
+def test_a_slot_drawn_twice_in_one_batch_keeps_the_later_sample():
+    from lifelong.replay.store import last_wins
+
+    slots, sources = last_wins([4, 1, 4, 2, 1, 4], [0, 1, 2, 3, 4, 5])
+    assert dict(zip(slots.tolist(), sources.tolist(), strict=True)) == {4: 5, 1: 4, 2: 3}
+    assert sources.tolist() == sorted(sources.tolist())  # in the order the winners arrived
+    assert slots.dtype == sources.dtype == torch.long
+    empty = last_wins([], [])
+    assert empty[0].numel() == empty[1].numel() == 0
+
+
+def test_an_insert_equals_one_sample_at_a_time():
+    """Batched algorithm R (slots drawn for the whole batch, repeats resolved, the later wins) leaves the memory
+    sequential insertion leaves, draw for draw."""
+    batched, single = ReservoirBuffer(8, seed=3), ReservoirBuffer(8, seed=3)
+    x = torch.arange(200.0).unsqueeze(1)
+    y = torch.arange(200) % 5
+    for start in range(0, 200, 50):
+        batched.insert(x[start:start + 50], y[start:start + 50])
+    for i in range(200):  # one draw per sample from the same generator, in the same order
+        single.insert(x[i:i + 1], y[i:i + 1])
+    assert single.seen == batched.seen == 200
+    assert torch.equal(batched.store.fields["x"], single.store.fields["x"])
+    assert torch.equal(batched.labels, single.labels)
