@@ -129,7 +129,8 @@ def _print_targets(figures: list[dict]) -> None:
     if not measured:
         return
     table = Table(title="targets, this run")
-    for column in ("metric", "target", "this run", "met", "ceiling in this run"):
+    table.add_column("metric", overflow="fold")  # the name whole, over two lines in a narrow terminal
+    for column in ("target", "this run", "met", "ceiling in this run"):
         table.add_column(column)
     for s in measured:
         table.add_row(s.target.metric, s.target.wants, s.shown(),

@@ -15,6 +15,7 @@ is measured against.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,17 +44,26 @@ class Target:
             row.get(k) == v for k, v in {**ACCEPTANCE_SETTING, **self.where}.items())
 
 
-#: Settings that tie the rows of one run's configuration together (each row is stamped when it is put, and
-#: one configuration's rows are put together).
-SAME_RUN = ("date", "machine", "client", "model", "replay", "device")
+#: Settings that tie the rows of one run's configuration together, beside their dates.
+SAME_RUN = ("machine", "client", "model", "replay", "device", "records")
+#: How far apart the rows of one configuration's run may be stamped. Each row is stamped as it is put, and
+#: writing one (RESULTS.md is regenerated each time) can carry the next into the next second; two runs of one
+#: configuration are minutes apart (each measures the client and the daemon over the whole topic).
+RUN_SPREAD_S = 60.0
+
+
+def _seconds(date: str) -> float:
+    return dt.datetime.fromisoformat(date.replace("Z", "+00:00")).timestamp()
 
 
 def _same_run(metric: str, row: dict[str, Any], rows: Sequence[dict[str, Any]]) -> float | None:
-    """The value of ``metric`` from the same run and configuration as ``row``."""
-    for other in rows:
-        if other.get("metric") == metric and all(other.get(k) == row.get(k) for k in SAME_RUN):
-            return float(other["value"])
-    return None
+    """The value of ``metric`` from the same run and configuration as ``row``: the row of that metric with the
+    same settings stamped nearest to it, within :data:`RUN_SPREAD_S`."""
+    when = _seconds(row["date"])
+    near = [(abs(_seconds(other["date"]) - when), float(other["value"])) for other in rows
+            if other.get("metric") == metric and all(other.get(k) == row.get(k) for k in SAME_RUN)]
+    near = [pair for pair in near if pair[0] <= RUN_SPREAD_S]
+    return min(near)[1] if near else None
 
 
 def client_over_baseline(row: dict[str, Any], rows: Sequence[dict[str, Any]]) -> tuple[float, str] | None:

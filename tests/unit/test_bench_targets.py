@@ -62,6 +62,14 @@ def test_the_client_alone_over_river_bounds_b_over_c_and_is_shown_beside_it():
     assert s.latest_ceiling is not None and abs(s.latest_ceiling[0] - 15.0) < 1e-9
     line = next(x for x in render_targets(rows) if x.startswith("| end_to_end_over_river"))
     assert "| 15 (a/c, the client alone over river) |" in line
+    # one run's rows are stamped as they are put, seconds apart: still one run; ten minutes on is another
+    split = [_row("raw_events_per_s", 30_000.0, "2026-01-01T00:00:03Z"),
+             _row("end_to_end_events_per_s", 24_000.0, "2026-01-01T00:00:04Z"),
+             _row("end_to_end_over_river", 12.0, "2026-01-01T00:00:04Z", baseline_accuracy=0.90),
+             _row("prequential_accuracy_prefix", 0.93, "2026-01-01T00:00:04Z"),
+             _row("raw_events_per_s", 99_000.0, "2026-01-01T00:10:04Z")]
+    s = _standing(split, "end_to_end_over_river")
+    assert abs(s.latest_ceiling[0] - 15.0) < 1e-9 and s.latest_accuracy == (0.93, 0.90)
     alone = [_row("end_to_end_over_river", 12.0, date, baseline_accuracy=0.90)]  # no rates recorded with it
     assert _standing(alone, "end_to_end_over_river").ceiling_shown() == ""
 
