@@ -3,7 +3,6 @@ reads are the ones the run measured, and the loop-only daemon runs every event w
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import tempfile
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from bench_scripts import benchmark_script
 from typer.testing import CliRunner
 
 import lifelong.bench.throughput as throughput
@@ -45,11 +45,8 @@ def test_bench_reports_raw_end_to_end_and_river_from_one_run(tmp_path: Path) -> 
     assert "targets, this run" in result.output
 
 
-def _loop_ceiling() -> object:
-    spec = importlib.util.spec_from_file_location("loop_ceiling", ROOT / "benchmarks" / "loop_ceiling.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _loop_ceiling():
+    return benchmark_script("loop_ceiling")
 
 
 def test_loop_only_daemon_runs_every_event_and_trains_nothing(

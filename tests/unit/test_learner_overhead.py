@@ -3,23 +3,19 @@ script's figures are what its steps did."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import torch
+from bench_scripts import benchmark_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("learner_overhead", ROOT / "benchmarks" / "learner_overhead.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _script():
+    return benchmark_script("learner_overhead")
 
 
 @pytest.fixture

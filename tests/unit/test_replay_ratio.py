@@ -3,13 +3,12 @@ timing helper it shares with benchmarks/autocast.py counts what it says."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import torch
+from bench_scripts import benchmark_script
 
 from lifelong.bench.throughput import Options, learner_alone, learner_cost
 from lifelong.learner import StepResult
@@ -18,11 +17,8 @@ from lifelong.replay.plugin import ReplayPlugin
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("replay_ratio", ROOT / "benchmarks" / "replay_ratio.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _script():
+    return benchmark_script("replay_ratio")
 
 
 def _replay(learner) -> list[ReplayPlugin]:
