@@ -350,7 +350,7 @@ class Learner:
         (NaN and infinities propagate; finite float32 gradients overflowing a sum are far rarer than in the
         squares of a norm). One sum per tensor, about half of ``get_total_norm``'s cost in the learner's step
         on the CPU (its grouping by device and dtype is Python)."""
-        sums = [p.grad.sum() for p in self._params if p.grad is not None]
+        sums = [p.grad.sum() for p in self._params if p.grad is not None]  # stack promotes mixed dtypes
         total = loss.detach() + torch.stack(sums).sum() if sums else loss.detach()
         return bool(torch.isfinite(total))
 

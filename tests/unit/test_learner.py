@@ -71,6 +71,24 @@ def test_non_finite_batch_skips_step_and_keeps_weights():
     assert result.skipped_steps < len(y) // learner.batch_size
 
 
+def test_the_finiteness_check_sees_one_bad_gradient_entry_in_any_dtype():
+    learner = make_learner()
+    learner._params.append(torch.nn.Parameter(torch.zeros(3, dtype=torch.float64)))  # a float64 one beside
+    params = learner._params
+    loss = torch.tensor(0.5)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    assert learner._finite(loss)
+    for bad in (float("inf"), float("-inf"), float("nan")):
+        params[0].grad[3, 1] = bad
+        assert not learner._finite(loss)
+        params[0].grad[3, 1] = 1.0
+    assert not learner._finite(torch.tensor(float("nan")))
+    for p in params:
+        p.grad = None
+    assert learner._finite(loss)  # no gradients: the loss alone decides
+
+
 def test_state_round_trip_continues_identically():
     a, b = make_learner(), make_learner()
     for seed in range(3):
