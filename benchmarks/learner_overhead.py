@@ -34,12 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lifelong.bench.results import record  # noqa: E402
 from lifelong.bench.throughput import (  # noqa: E402
     LEARNER_WARMUP_BATCHES,
+    Options,
     learner_alone,
     mnist_arrays,
     too_few_learner_events,
 )
 
-MICRO_BATCH = 256  # the daemon's micro-batch and optimizer batch in lifelong bench
+MICRO_BATCH = Options.batch_size  # rows per process() call: one optimizer step each, as in lifelong bench
 MEMORY = 500  # the reservoir's capacity in lifelong bench
 
 
@@ -77,7 +78,7 @@ def bare_step(x: np.ndarray, y: np.ndarray, hidden: list[int], replay_rows: int,
 
     model = build_model("mlp", [x.shape[1]], 10, hidden).to(device)
     fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.005, **fused)
+    optimizer = torch.optim.Adam(model.parameters(), lr=Options.lr, **fused)  # Options.optimizer: adam
     xs, ys = torch.from_numpy(x).to(device), torch.from_numpy(y.astype(np.int64)).to(device)
     memory_x, memory_y = xs[:MEMORY].clone(), ys[:MEMORY].clone()
 

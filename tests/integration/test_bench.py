@@ -21,8 +21,6 @@ from lifelong.stream.broker import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_bench_reports_raw_end_to_end_and_river_from_one_run(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"

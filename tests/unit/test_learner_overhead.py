@@ -4,14 +4,11 @@ script's figures are what its steps did."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from bench_scripts import benchmark_script
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _script():

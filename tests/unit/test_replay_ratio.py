@@ -3,8 +3,6 @@ timing helper it shares with benchmarks/autocast.py counts what it says."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -13,8 +11,6 @@ from bench_scripts import benchmark_script
 from lifelong.bench.throughput import Options, learner_alone, learner_cost
 from lifelong.learner import StepResult
 from lifelong.replay.plugin import ReplayPlugin
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _script():
