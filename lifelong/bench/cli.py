@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -15,68 +16,76 @@ __all__ = ["bench"]
 console = Console(stderr=True)
 
 
+# --help shows the options in groups: each group is a table of its own, so the --x/--no-x pairs widen only theirs
+what = partial(typer.Option, rich_help_panel="What is measured")
+learner = partial(typer.Option, rich_help_panel="The daemon's settings (config keys)")
+fetching = partial(typer.Option, rich_help_panel="Fetching and decoding (config keys)")
+extra = partial(typer.Option, rich_help_panel="Extra runs")
+output = partial(typer.Option, rich_help_panel="Output")
+
+
 def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def bench(
-    records: Annotated[int, typer.Option(help="f32 MNIST records fed into the embedded broker.")] = 100_000,
-    clients: Annotated[str, typer.Option(help="Comma list: kafka-python, confluent.")] = "kafka-python,confluent",
-    models: Annotated[str, typer.Option(help="Comma list: mlp, cnn.")] = "mlp,cnn",
-    replays: Annotated[str, typer.Option(help="Comma list: reservoir (memory 500), none.")] = "reservoir,none",
-    repeats: Annotated[int, typer.Option(help="Repeats of each measurement; medians are recorded.")] = 3,
-    cnn_records: Annotated[int, typer.Option(help="Events the daemon learns with the CNN (slower).")] = 20_000,
-    river_records: Annotated[int, typer.Option(
+    records: Annotated[int, what(help="f32 MNIST records fed into the embedded broker.")] = 100_000,
+    clients: Annotated[str, what(help="Comma list: kafka-python, confluent.")] = "kafka-python,confluent",
+    models: Annotated[str, what(help="Comma list: mlp, cnn.")] = "mlp,cnn",
+    replays: Annotated[str, what(help="Comma list: reservoir (memory 500), none.")] = "reservoir,none",
+    repeats: Annotated[int, what(help="Repeats of each measurement; medians are recorded.")] = 3,
+    cnn_records: Annotated[int, what(help="Events the daemon learns with the CNN (slower).")] = 20_000,
+    river_records: Annotated[int, what(
         help="Events learned by river (capped at RECORDS): its accuracy is compared with the daemon's over the "
         "same prefix.")] = 100_000,
-    deep_river_records: Annotated[int, typer.Option(help="Prefix learned by deep-river (~300 events/s).")] = 10_000,
-    batch_size: Annotated[int, typer.Option(
+    deep_river_records: Annotated[int, what(help="Prefix learned by deep-river (~300 events/s).")] = 10_000,
+    batch_size: Annotated[int, learner(
         help="optim.batch_size of the daemon (MLP; the CNN keeps 32: MODEL_OPTIONS in lifelong/bench/throughput.py).",
     )] = 256,
-    hidden: Annotated[str, typer.Option(help="MLP hidden widths, comma list (784-256-256-10 by default).")] = "256,256",
-    replay_batch_size: Annotated[int, typer.Option(help=(
+    hidden: Annotated[str, learner(help="MLP hidden widths, comma list (784-256-256-10 by default).")] = "256,256",
+    replay_batch_size: Annotated[int, learner(help=(
         "replay.batch_size: replayed rows per step (256: 1:1 with the stream's rows; "
         "benchmarks/replay_ratio.py shows what fewer save and cost)."))] = 256,
-    micro_batch: Annotated[int, typer.Option(help="daemon.micro_batch (0: each fetch as it comes).")] = 256,
-    optimizer: Annotated[str, typer.Option(help="optim.name: sgd, adam or adamw.")] = "adam",
-    lr: Annotated[float, typer.Option(help="optim.lr.")] = 0.005,
-    momentum: Annotated[float, typer.Option(help="optim.momentum (sgd).")] = 0.0,
-    prefetch: Annotated[int, typer.Option(help="daemon.prefetch (0: fetch and decode in the loop).")] = 2,
-    fetch_workers: Annotated[int, typer.Option(help="daemon.fetch_workers (needs partitions > 1).")] = 1,
-    fetcher: Annotated[str, typer.Option(help="daemon.fetcher: process or thread.")] = "process",
-    shared_memory: Annotated[bool, typer.Option(
+    micro_batch: Annotated[int, learner(help="daemon.micro_batch (0: each fetch as it comes).")] = 256,
+    optimizer: Annotated[str, learner(help="optim.name: sgd, adam or adamw.")] = "adam",
+    lr: Annotated[float, learner(help="optim.lr.")] = 0.005,
+    momentum: Annotated[float, learner(help="optim.momentum (sgd).")] = 0.0,
+    prefetch: Annotated[int, fetching(help="daemon.prefetch (0: fetch and decode in the loop).")] = 2,
+    fetch_workers: Annotated[int, fetching(help="daemon.fetch_workers (needs partitions > 1).")] = 1,
+    fetcher: Annotated[str, fetching(help="daemon.fetcher: process or thread.")] = "process",
+    shared_memory: Annotated[bool, fetching(
         help="daemon.shared_memory: fetch processes hand batches over in shared memory (else the pipe).")] = True,
-    gc_freeze: Annotated[bool, typer.Option(
+    gc_freeze: Annotated[bool, learner(
         help="daemon.gc_freeze: the daemon freezes its heap once it is up (the raw client loop always does).")] = True,
-    reuse_fetch_memory: Annotated[bool, typer.Option(
+    reuse_fetch_memory: Annotated[bool, fetching(
         help="daemon.reuse_fetch_memory: fetch processes keep large fetch buffers for reuse.")] = True,
-    partitions: Annotated[int, typer.Option(help="Partitions of the benchmark topic.")] = 1,
-    torch_threads: Annotated[int | None, typer.Option(help="daemon.torch_threads (default: auto).")] = None,
-    autocast: Annotated[str, typer.Option(
+    partitions: Annotated[int, fetching(help="Partitions of the benchmark topic.")] = 1,
+    torch_threads: Annotated[int | None, learner(help="daemon.torch_threads (default: auto).")] = None,
+    autocast: Annotated[str, learner(
         help="daemon.autocast: off, bf16 or auto (bf16 on CPUs with AMX-BF16 or AVX512-BF16).")] = "auto",
-    device: Annotated[str, typer.Option(help="daemon.device: cpu, cuda or auto.")] = "cpu",
-    with_deep_river: Annotated[bool, typer.Option(
+    device: Annotated[str, what(help="daemon.device: cpu, cuda or auto.")] = "cpu",
+    with_deep_river: Annotated[bool, what(
         "--with-deep-river", help="Also measure deep-river (deep-river==0.3.4) from a venv of its own "
         "under the cache dir (created and installed on first use).")] = False,
-    decay_run: Annotated[bool, typer.Option(
+    decay_run: Annotated[bool, extra(
         "--decay-run", help="Also run the rate-decay check: one long run, first vs last 10% of events.")] = False,
-    decay_records: Annotated[int, typer.Option(help="Events of the decay run.")] = 500_000,
-    decay_repeats: Annotated[int, typer.Option(help="Decay runs (on one topic); medians are recorded.")] = 3,
-    decay_features: Annotated[int, typer.Option(
+    decay_records: Annotated[int, extra(help="Events of the decay run.")] = 500_000,
+    decay_repeats: Annotated[int, extra(help="Decay runs (on one topic); medians are recorded.")] = 3,
+    decay_features: Annotated[int, extra(
         help="Features per record in the decay run: 784, or 196/49 (pooled) to keep the broker's memory small.",
     )] = 784,
-    ablation: Annotated[bool, typer.Option(
+    ablation: Annotated[bool, extra(
         "--ablation", help="Also measure each speed option (prefetch, torch threads, bf16, compile, fetch "
         "workers) against the default daemon, interleaved, on a 4-partition topic.")] = False,
-    ablation_records: Annotated[int, typer.Option(help="Events per ablation run.")] = 30_000,
-    compile_model: Annotated[bool, typer.Option("--compile", help="daemon.compile for the main runs.")] = False,
-    compile_mode: Annotated[str, typer.Option(
+    ablation_records: Annotated[int, extra(help="Events per ablation run.")] = 30_000,
+    compile_model: Annotated[bool, learner("--compile", help="daemon.compile for the main runs.")] = False,
+    compile_mode: Annotated[str, learner(
         help="daemon.compile_mode with --compile: default, reduce-overhead (CUDA graphs on a GPU), max-autotune.",
     )] = "default",
-    cache_dir: Annotated[Path | None, typer.Option(help="Cache dir (deep-river venv); default ~/.cache/lifelong."
+    cache_dir: Annotated[Path | None, output(help="Cache dir (deep-river venv); default ~/.cache/lifelong."
                                                    )] = None,
-    no_record: Annotated[bool, typer.Option("--no-record", help="Print only; do not append to results.")] = False,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write every figure to this JSON file.")] = None,
+    no_record: Annotated[bool, output("--no-record", help="Print only; do not append to results.")] = False,
+    json_out: Annotated[Path | None, output("--json", help="Also write every figure to this JSON file.")] = None,
 ) -> None:
     """Throughput: raw consume+decode vs the daemon end to end vs river, on the same records, in one run.
 

@@ -28,3 +28,16 @@ def test_help_wraps_at_the_terminal_width():
     result = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"}, terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "SIGTERM or Ctrl-C finishes the current batch, writes a checkpoint" in result.output
+
+
+def test_bench_options_are_grouped():
+    """`lifelong bench` has some forty options: each belongs to a titled group, and every group is shown."""
+    command = typer.main.get_command(app).commands["bench"]
+    options = [param for param in command.params if param.name != "help"]
+    ungrouped = [param.name for param in options if not getattr(param, "rich_help_panel", None)]
+    assert not ungrouped, ungrouped
+    panels = {param.rich_help_panel for param in options}
+    assert len(panels) >= 4
+    result = CliRunner().invoke(app, ["bench", "--help"], env={"COLUMNS": "120"}, terminal_width=120)
+    assert result.exit_code == 0, result.output
+    assert all(panel in result.output for panel in panels), result.output
