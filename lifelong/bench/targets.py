@@ -6,7 +6,9 @@ shared, noisy machines land) without reading every row below it. A target counts
 names: the f32 MNIST stream, the 784-256-256-10 MLP (``model: mlp``; other widths are tagged ``mlp[...]``) with
 reservoir replay of 500, on the client and device the target names. Each machine kind gets a row of its own:
 the same code lands far apart on a CPU with bf16 matrix instructions and on one without, and the latest run on
-one kind says nothing about the other.
+one kind says nothing about the other. A CPU's kind is its machine name and the arithmetic its learner ran in
+(:func:`machine_kind`: bf16 or float32, read off the run's ``autocast``), since two CPUs of one family name
+(AMD EPYC with and without AVX512-BF16) do not say which they are.
 
 Where a run's own figures bound what a target could reach in it, the row says so (``ceiling``): b/c, the
 daemon over river, cannot pass a/c, the client alone over river, unless the daemon outruns the one client it
@@ -20,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TARGETS", "Standing", "Target", "render_targets", "standings"]
+__all__ = ["TARGETS", "Standing", "Target", "machine_kind", "render_targets", "standings"]
 
 #: The setting every target is measured on.
 ACCEPTANCE_SETTING: dict[str, Any] = {"benchmark": "throughput", "codec": "f32", "dataset": "mnist", "model": "mlp",
@@ -50,6 +52,15 @@ SAME_RUN = ("machine", "client", "model", "replay", "device", "records")
 #: writing one (RESULTS.md is regenerated each time) can carry the next into the next second; two runs of one
 #: configuration are minutes apart (each measures the client and the daemon over the whole topic).
 RUN_SPREAD_S = 60.0
+
+
+def machine_kind(row: dict[str, Any]) -> str:
+    """The machine a run's row names, and on a CPU the learner's arithmetic: ``autocast`` as recorded, ``off``
+    or ``auto(off)`` (float32) against ``bf16`` or ``auto(bf16)``; the bare name where the row has none."""
+    autocast = row.get("autocast")
+    if row.get("device", "cpu") != "cpu" or autocast is None:
+        return str(row["machine"])
+    return f"{row['machine']}, learner {'bf16' if 'bf16' in str(autocast) else 'float32'}"
 
 
 def _seconds(date: str) -> float:
@@ -137,12 +148,12 @@ def standings(rows: Iterable[dict[str, Any]], targets: Sequence[Target] = TARGET
     out = []
     for target in targets:
         runs = sorted((r for r in rows if target.counts(r)), key=lambda r: r["date"])
-        machines = sorted({r["machine"] for r in runs}, key=lambda m: max(r["date"] for r in runs if r["machine"] == m),
-                          reverse=True)
-        if not machines:
+        kinds = sorted({machine_kind(r) for r in runs},
+                       key=lambda k: max(r["date"] for r in runs if machine_kind(r) == k), reverse=True)
+        if not kinds:
             out.append(Standing(target=target, runs=[], met_runs=0, latest_met=None))
-        for name in machines:
-            mine = [r for r in runs if r["machine"] == name]
+        for kind in kinds:
+            mine = [r for r in runs if machine_kind(r) == kind]
             verdicts = [_met(target, r, rows) for r in mine]
             out.append(Standing(target=target, runs=mine, met_runs=sum(ok for ok, _ in verdicts),
                                 latest_met=verdicts[-1][0], latest_accuracy=verdicts[-1][1],
@@ -160,8 +171,9 @@ def render_targets(rows: Iterable[dict[str, Any]], targets: Sequence[Target] = T
         "## Targets",
         "",
         "The throughput targets on their setting (f32 MNIST, MLP 784-256-256-10, reservoir replay of 500), over",
-        "every run recorded, one row per machine kind: the latest run says where the code stands on that kind, the",
-        "range how far apart its runs land, the ceiling what the latest run's own figures allow.",
+        "every run recorded, one row per machine kind (on a CPU, with the arithmetic its learner ran in: bf16 autocast",
+        "or float32): the latest run says where the code stands on that kind, the range how far apart its runs land,",
+        "the ceiling what the latest run's own figures allow.",
         "",
         "| metric | target | latest | met (latest) | ceiling (latest run) | machine | date | range over runs "
         "| runs meeting it |",
@@ -174,7 +186,7 @@ def render_targets(rows: Iterable[dict[str, Any]], targets: Sequence[Target] = T
             continue
         values = [float(r["value"]) for r in s.runs]
         lines.append(f"| {s.target.metric} | {s.target.wants} | {s.shown()} | {'yes' if s.latest_met else 'no'} | "
-                     f"{s.ceiling_shown()} | {latest['machine']} | {latest['date']} | "
+                     f"{s.ceiling_shown()} | {machine_kind(latest)} | {latest['date']} | "
                      f"{_fmt(min(values))} to {_fmt(max(values))} | {s.met_runs} of {len(s.runs)} |")
     lines.append("")
     return lines

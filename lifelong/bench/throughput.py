@@ -684,7 +684,7 @@ def run_decay(opts: Options, put: Callable[..., None], task_factory: bool = True
             emit(f"  decay run #{rep + 1} deciles, events per CPU-second: {[round(r) for r in rate.deciles(1)]}")
     tags = {"client": client, "model": "mlp", "replay": "reservoir-500", "records": opts.decay_records,
             "features": opts.decay_features, "batch_size": opts.batch_size, "prefetch": opts.prefetch,
-            "runs": opts.decay_repeats}
+            "runs": opts.decay_repeats, "autocast": autocast_tag(opts.autocast, opts.device)}
     out = {"first": _median(firsts), "last": _median(lasts), "ratio": _median(ratios),
            "cpu_ratio": _median(cpu_ratios), "ratios": ratios, "cpu_ratios": cpu_ratios}
     put("rate_first_10pct_events_per_s", out["first"], "events/s", **tags)

@@ -1,7 +1,7 @@
 """RESULTS.md's targets table: each target's latest run on its setting, every run's range, and honest verdicts."""
 
 from lifelong.bench.results import load, record
-from lifelong.bench.targets import TARGETS, render_targets, standings
+from lifelong.bench.targets import TARGETS, machine_kind, render_targets, standings
 
 SETTING = {"codec": "f32", "dataset": "mnist", "model": "mlp", "replay": "reservoir-500", "client": "kafka-python",
            "device": "cpu"}
@@ -50,6 +50,22 @@ def test_each_machine_kind_has_its_own_row_the_latest_measured_first():
         ("2 x plain", False, 0, 2), ("2 x amx", True, 1, 1)]
     lines = [x for x in render_targets(rows) if x.startswith("| cpu_end_to_end_over_raw")]
     assert len(lines) == 2 and "2 x plain" in lines[0] and "| 0.92 | yes |" in lines[1]
+
+
+def test_one_machine_name_with_a_bf16_and_a_float32_learner_is_two_kinds():
+    """Two 2-core AMD EPYCs, one with AVX512-BF16 (autocast auto resolved to bf16) and one without: the latest
+    run on the second does not stand for the first."""
+    rows = [_row("cpu_end_to_end_over_raw", 0.84, "2026-01-01T00:00:00Z", machine="2 x epyc", autocast="auto(bf16)"),
+            _row("cpu_end_to_end_over_raw", 0.81, "2026-01-02T00:00:00Z", machine="2 x epyc", autocast="bf16"),
+            _row("cpu_end_to_end_over_raw", 0.67, "2026-01-03T00:00:00Z", machine="2 x epyc", autocast="auto(off)"),
+            _row("cpu_end_to_end_over_raw", 0.21, "2025-12-01T00:00:00Z", machine="2 x epyc", autocast="off")]
+    mine = [s for s in standings(rows) if s.target.metric == "cpu_end_to_end_over_raw"]
+    assert [(machine_kind(s.latest), s.latest_met, s.met_runs, len(s.runs)) for s in mine] == [
+        ("2 x epyc, learner float32", False, 0, 2), ("2 x epyc, learner bf16", True, 2, 2)]
+    lines = [x for x in render_targets(rows) if x.startswith("| cpu_end_to_end_over_raw")]
+    assert "| 2 x epyc, learner float32 |" in lines[0] and "| 2 x epyc, learner bf16 |" in lines[1]
+    assert machine_kind({"machine": "2 x epyc"}) == "2 x epyc"  # a row that did not record its arithmetic
+    assert machine_kind({"machine": "h100", "device": "cuda", "autocast": "off"}) == "h100"
 
 
 def test_the_client_alone_over_river_bounds_b_over_c_and_is_shown_beside_it():
