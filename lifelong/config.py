@@ -71,6 +71,10 @@ class KafkaConfig(Section):
         default=1_000, description="Poll wait; keep it above half of session_timeout_ms for group joins.")
     fetch_max_bytes: PositiveInt = Field(default=64 * 1024 * 1024, description="Bytes per fetch response.")
     max_partition_fetch_bytes: PositiveInt = Field(default=16 * 1024 * 1024, description="Bytes per partition.")
+    recv_chunk_bytes: NonNegativeInt = Field(
+        default=1024 * 1024, description="kafka-python only: most bytes one socket read takes on a plaintext "
+        "connection, at least 4096 (kafka-python itself reads 4 KiB at a time and has no setting for it; this replaces that "
+        "read loop for the whole process, see lifelong/stream/socket_reads.py). 0 keeps kafka-python's own reads.")
     dead_letter_suffix: str = Field(default=".dlq", description="Dead-letter topic = source topic + suffix.")
     create_dead_letter_topics: bool = Field(
         default=True, description="At start, create a missing dead-letter topic (the broker's default partitions "
@@ -95,6 +99,13 @@ class KafkaConfig(Section):
             if value.lstrip().startswith("["):
                 return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("recv_chunk_bytes")
+    @classmethod
+    def _useful_chunk(cls, value: int) -> int:
+        if 0 < value < 4096:
+            raise ValueError(f"{value} is below kafka-python's own 4096-byte reads: use 0 for those, or more")
         return value
 
     @model_validator(mode="after")

@@ -32,6 +32,7 @@ from kafka.structs import MemberState
 from lifelong.config import KafkaConfig
 from lifelong.stream.kafka_options import consumer_kwargs
 from lifelong.stream.records import RawRecord
+from lifelong.stream.socket_reads import set_recv_chunk
 
 __all__ = ["RebalanceEvent", "StreamConsumer", "open_consumer"]
 
@@ -113,6 +114,7 @@ class StreamConsumer:
         self._events: deque[RebalanceEvent] = deque()
         self._positions: dict[TP, int] = {}
         self._lock = threading.Lock()
+        set_recv_chunk(cfg.recv_chunk_bytes)
         self._consumer = KafkaConsumer(**consumer_kwargs(cfg, **overrides))
         self._assigned_topics: set[str] = set()
         self._next_assign_check = 0.0

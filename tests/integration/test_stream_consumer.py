@@ -210,3 +210,33 @@ def test_connected_follows_the_broker(
         while not consumer.connected() and time.monotonic() < deadline:
             consumer.poll()
         assert consumer.connected()
+
+
+def test_chunked_socket_reads_deliver_the_same_records_as_kafka_pythons_own(
+    shared_broker: EmbeddedBroker, make_topic: Callable[..., str], kafka_config: Callable[..., KafkaConfig],
+) -> None:
+    """3,000 MNIST-sized records (3 KB each, fetch responses of megabytes) read through 1 MiB chunks, through
+    4 KiB chunks (every read a full one) and through kafka-python's own loop: the same offsets and bytes."""
+    from lifelong.stream.socket_reads import recv_chunk_in_effect
+
+    topic = make_topic(2)
+    x, y = _small(3000, features=784)
+    feed_arrays(x, y, topic=topic, bootstrap_servers=shared_broker.bootstrap, progress=False)
+    seen: dict[int, list[tuple[int, int, bytes]]] = {}
+    decoded: np.ndarray | None = None
+    try:
+        for chunk in (1024 * 1024, 4096, 0):
+            cfg = kafka_config(shared_broker.bootstrap, topic, assign=True, recv_chunk_bytes=chunk)
+            with StreamConsumer(cfg) as consumer:
+                assert recv_chunk_in_effect() == chunk
+                records = _drain(consumer, 3000)
+            seen[chunk] = sorted((r.partition, r.offset, r.value) for r in records)
+            decoded = decode_records(records, "f32", num_features=784).x
+    finally:
+        from lifelong.stream.socket_reads import set_recv_chunk
+
+        set_recv_chunk(KafkaConfig().recv_chunk_bytes)
+    assert len(seen[0]) == 3000
+    assert seen[1024 * 1024] == seen[0] and seen[4096] == seen[0]
+    assert decoded is not None
+    assert sorted(row.tobytes() for row in decoded) == sorted(row.tobytes() for row in x)
