@@ -23,12 +23,9 @@ import os
 import statistics
 import sys
 import tempfile
-import types
 import uuid
 from dataclasses import replace
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lifelong.bench.results import record  # noqa: E402
@@ -39,6 +36,7 @@ from lifelong.bench.throughput import (  # noqa: E402
     _torch_threads_restored,
     daemon_rate,
     daemon_settings,
+    loop_only_daemon,
     mnist_arrays,
     raw_rate,
 )
@@ -47,30 +45,6 @@ from lifelong.stream.broker import EmbeddedBroker  # noqa: E402
 
 # torch-free at import: the fetch processes are spawned, and spawn re-imports this script in each of them
 # (as __mp_main__); a torch import here would put torch into every fetch process, as the daemon's own do not.
-
-
-def _answer_at_once(learner, x, y):
-    """Learner.process at no cost: every prediction right, nothing trained (the loop's work stays)."""
-    from lifelong.learner import StepResult
-
-    labels = np.asarray(y)
-    learner.events_seen += len(labels)
-    return StepResult(predictions=labels, correct=np.ones(len(labels), dtype=bool),
-                      losses=np.zeros(len(labels), dtype=np.float32), train_loss=0.0, train_seconds=0.0,
-                      new_classes=[])
-
-
-def loop_only_daemon() -> type:
-    """The Daemon class with its learner's ``process`` replaced by :func:`_answer_at_once` (this benchmark
-    only); built on call, so that importing this script does not import torch."""
-    from lifelong.daemon.service import Daemon
-
-    class LoopOnlyDaemon(Daemon):
-        def _setup(self) -> None:
-            super()._setup()
-            self.learner.process = types.MethodType(_answer_at_once, self.learner)
-
-    return LoopOnlyDaemon
 
 
 def median_ratio(over: list[Rate], under: list[Rate]) -> float:

@@ -53,6 +53,9 @@ def bench(
     prefetch: Annotated[int, fetching(help="daemon.prefetch (0: fetch and decode in the loop).")] = 2,
     fetch_workers: Annotated[int, fetching(help="daemon.fetch_workers (needs partitions > 1).")] = 1,
     fetcher: Annotated[str, fetching(help="daemon.fetcher: process or thread.")] = "process",
+    recv_chunk_bytes: Annotated[int, fetching(
+        help="kafka.recv_chunk_bytes: most bytes per kafka-python socket read (0: its own 4 KiB reads).",
+    )] = 1024 * 1024,
     shared_memory: Annotated[bool, fetching(
         help="daemon.shared_memory: fetch processes hand batches over in shared memory (else the pipe).")] = True,
     gc_freeze: Annotated[bool, learner(
@@ -110,7 +113,8 @@ def bench(
     opts = Options(
         records=records, clients=_split(clients), models=_split(models), replays=_split(replays), repeats=repeats,
         cnn_records=cnn_records, river_records=river_records, deep_river_records=deep_river_records,
-        batch_size=batch_size, fetcher=fetcher, shared_memory=shared_memory, gc_freeze=gc_freeze,
+        batch_size=batch_size, fetcher=fetcher, recv_chunk_bytes=recv_chunk_bytes, shared_memory=shared_memory,
+        gc_freeze=gc_freeze,
         reuse_fetch_memory=reuse_fetch_memory,
         hidden=[int(h) for h in _split(hidden)],
         replay_batch_size=replay_batch_size, micro_batch=micro_batch or None, optimizer=optimizer, lr=lr,

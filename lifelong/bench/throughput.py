@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class Options:
     micro_batch: int | None = 256
     prefetch: int = 2
     fetch_workers: int = 1
+    recv_chunk_bytes: int = 1024 * 1024  # kafka.recv_chunk_bytes (kafka-python's socket reads; 0: its own 4 KiB)
     fetcher: str = "process"
     shared_memory: bool = True
     gc_freeze: bool = True
@@ -233,7 +235,7 @@ def daemon_settings(bootstrap: str, topic: str, *, client: str, model: str, repl
     shape = [1, 28, 28] if model == "cnn" else [features]
     return Settings(
         kafka={"bootstrap_servers": [bootstrap], "topics": [topic], "group_id": f"bench-{uuid.uuid4().hex[:8]}",
-               "assign": True, "client": client, "poll_timeout_ms": 1000},
+               "assign": True, "client": client, "poll_timeout_ms": 1000, "recv_chunk_bytes": opts.recv_chunk_bytes},
         codec={"name": "f32", "num_features": features},
         model={"name": model, "input_shape": shape, "hidden": list(opts.hidden), "max_classes": 10},
         optim={"name": opts.optimizer, "lr": opts.lr, "momentum": opts.momentum, "batch_size": opts.batch_size,
@@ -333,6 +335,31 @@ def daemon_rate(settings: Any, prefix: int = 0, on_progress: Callable[[int], Non
 
 
 # ---- (c) river and deep-river ------------------------------------------------------------------------------------
+# ---- the daemon's loop alone -------------------------------------------------------------------------------------
+def _answer_at_once(learner: Any, x: Any, y: Any) -> Any:
+    """Learner.process at no cost: every prediction right, nothing trained (the loop's work stays)."""
+    from lifelong.learner import StepResult
+
+    labels = np.asarray(y)
+    learner.events_seen += len(labels)
+    return StepResult(predictions=labels, correct=np.ones(len(labels), dtype=bool),
+                      losses=np.zeros(len(labels), dtype=np.float32), train_loss=0.0, train_seconds=0.0,
+                      new_classes=[])
+
+
+def loop_only_daemon() -> type:
+    """The Daemon class with its learner's ``process`` replaced by :func:`_answer_at_once`, for the benchmarks
+    that measure the loop alone; built on call, so that importing this module does not import torch."""
+    from lifelong.daemon.service import Daemon
+
+    class LoopOnlyDaemon(Daemon):
+        def _setup(self) -> None:
+            super()._setup()
+            self.learner.process = types.MethodType(_answer_at_once, self.learner)
+
+    return LoopOnlyDaemon
+
+
 def river_models() -> dict[str, Callable[[], Any]]:
     from river import linear_model, multiclass
 
@@ -518,7 +545,7 @@ def run_throughput(opts: Options, emit: Callable[[str], None] = print) -> dict[s
 
             for client in opts.clients:
                 kafka = KafkaConfig(bootstrap_servers=[broker.bootstrap], topics=[topic], assign=True, client=client,
-                                    group_id="raw")
+                                    group_id="raw", recv_chunk_bytes=opts.recv_chunk_bytes)
                 for model in opts.models:
                     n = min(opts.records, opts.cnn_records) if model == "cnn" else opts.records
                     mopts = model_options(opts, model)
@@ -532,6 +559,7 @@ def run_throughput(opts: Options, emit: Callable[[str], None] = print) -> dict[s
                                 "prefetch": opts.prefetch, "autocast": autocast_tag(mopts.autocast, device),
                                 "fetch_workers": opts.fetch_workers, "fetcher": opts.fetcher,
                                 "replay_batch_size": mopts.replay_batch_size if replay != "none" else None,
+                                **({"recv_chunk_bytes": opts.recv_chunk_bytes} if client == "kafka-python" else {}),
                                 **({"compile": opts.compile_mode} if opts.compile else {})}
                         raws, ends, ratios, accs, prefix_accs = [], [], [], [], []
                         for rep in range(opts.repeats):
@@ -589,6 +617,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "fetch_workers=2": {"fetch_workers": 2},
     "gc_freeze=false": {"gc_freeze": False},
     "reuse_fetch_memory=false": {"reuse_fetch_memory": False},
+    "recv_chunk_bytes=0": {"recv_chunk_bytes": 0},  # kafka-python's own 4 KiB socket reads
 }
 #: Options that only a GPU can show the worth of; added to the ablation when it runs with ``--device cuda``.
 CUDA_ABLATIONS: dict[str, dict[str, Any]] = {

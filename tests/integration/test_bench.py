@@ -1,4 +1,4 @@
-"""`lifelong bench` on the embedded broker, and the daemon of benchmarks/loop_ceiling.py: the figures a user
+"""`lifelong bench` on the embedded broker, and the loop-only daemon of benchmarks/loop_ceiling.py: the figures a user
 reads are the ones the run measured, and the loop-only daemon runs every event without learning any."""
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from bench_scripts import benchmark_script
 from typer.testing import CliRunner
 
 import lifelong.bench.throughput as throughput
 from lifelong.bench import process_cpu
-from lifelong.bench.throughput import Options, _feed, daemon_rate, daemon_settings, mnist_arrays
+from lifelong.bench.throughput import Options, _feed, daemon_rate, daemon_settings, loop_only_daemon, mnist_arrays
 from lifelong.cli import app
 from lifelong.stream.broker import EmbeddedBroker
 
@@ -43,22 +42,17 @@ def test_bench_reports_raw_end_to_end_and_river_from_one_run(tmp_path: Path) -> 
     assert "targets, this run" in result.output
 
 
-def _loop_ceiling():
-    return benchmark_script("loop_ceiling")
-
-
 def test_loop_only_daemon_runs_every_event_and_trains_nothing(
     shared_broker: EmbeddedBroker, make_topic: Callable[..., str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(throughput._Marks, "HELPER_SAMPLE_S", 0.0)  # a short run: sample at every batch
-    loop_ceiling = _loop_ceiling()
     n = 12_000  # long enough for the fetch process and the broker to run up CPU ticks (10 ms each)
     x, y = mnist_arrays(n)
     topic = make_topic(1)
     _feed(shared_broker.bootstrap, topic, x, y, 1, progress=False)
     runs: list[tuple[object, list[torch.Tensor]]] = []  # (daemon, its weights before the run)
 
-    class Watched(loop_ceiling.loop_only_daemon()):
+    class Watched(loop_only_daemon()):
         def _setup(self) -> None:
             super()._setup()
             runs.append((self, [p.detach().clone() for p in self.learner.model.parameters()]))
