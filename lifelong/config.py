@@ -72,7 +72,7 @@ class KafkaConfig(Section):
     fetch_max_bytes: PositiveInt = Field(default=64 * 1024 * 1024, description="Bytes per fetch response.")
     max_partition_fetch_bytes: PositiveInt = Field(default=16 * 1024 * 1024, description="Bytes per partition.")
     recv_chunk_bytes: NonNegativeInt = Field(
-        default=1024 * 1024, description="kafka-python only: most bytes one socket read takes on a plaintext "
+        default=256 * 1024, description="kafka-python only: most bytes one socket read takes on a plaintext "
         "connection, at least 4096 (kafka-python itself reads 4 KiB at a time and has no setting for it; this "
         "replaces that read loop for the whole process, see lifelong/stream/socket_reads.py). 0 keeps "
         "kafka-python's own reads.")

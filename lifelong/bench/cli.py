@@ -55,7 +55,7 @@ def bench(
     fetcher: Annotated[str, fetching(help="daemon.fetcher: process or thread.")] = "process",
     recv_chunk_bytes: Annotated[int, fetching(
         help="kafka.recv_chunk_bytes: most bytes per kafka-python socket read (0: its own 4 KiB reads).",
-    )] = 1024 * 1024,
+    )] = 256 * 1024,
     shared_memory: Annotated[bool, fetching(
         help="daemon.shared_memory: fetch processes hand batches over in shared memory (else the pipe).")] = True,
     gc_freeze: Annotated[bool, learner(

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -41,6 +41,7 @@ from lifelong.bench.results import append, figure
 log = logging.getLogger(__name__)
 
 BENCH = "throughput"
+T = TypeVar("T")
 DEEP_RIVER = ("deep-river==0.3.4", "pytest")  # deep_river.utils imports pytest without declaring it
 
 
@@ -70,7 +71,7 @@ class Options:
     micro_batch: int | None = 256
     prefetch: int = 2
     fetch_workers: int = 1
-    recv_chunk_bytes: int = 1024 * 1024  # kafka.recv_chunk_bytes (kafka-python's socket reads; 0: its own 4 KiB)
+    recv_chunk_bytes: int = 256 * 1024  # kafka.recv_chunk_bytes (kafka-python's socket reads; 0: its own 4 KiB)
     fetcher: str = "process"
     shared_memory: bool = True
     gc_freeze: bool = True
@@ -490,6 +491,12 @@ def _median(values: list[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
+def alternating(items: Sequence[T], rnd: int) -> list[T]:
+    """``items`` in order on even rounds, reversed on odd ones: no variant always runs first (or just after the
+    same neighbour), which on a shared host was worth a few percent by itself."""
+    return list(items) if rnd % 2 == 0 else list(items)[::-1]
+
+
 def _feed(bootstrap: str, topic: str, x: np.ndarray, y: np.ndarray, partitions: int, progress: bool) -> None:
     from lifelong.stream.feed import feed_arrays
 
@@ -632,8 +639,8 @@ def ablations(device: str) -> dict[str, dict[str, Any]]:
 
 def run_ablation(opts: Options, put: Callable[..., None], emit: Callable[[str], None]) -> dict[str, Any]:
     """kafka-python, MLP, reservoir replay, on a 4-partition topic: each option of :func:`ablations` vs the
-    default, ``repeats`` interleaved rounds; records each variant's median rate, its speed-up over the
-    default measured in the same rounds, and its prequential accuracy."""
+    default, ``repeats`` interleaved rounds in alternating order; records each variant's median rate, its
+    speed-up over the default measured in the same rounds, and its prequential accuracy."""
     from dataclasses import replace
 
     from lifelong.stream.broker import EmbeddedBroker
@@ -647,7 +654,7 @@ def run_ablation(opts: Options, put: Callable[..., None], emit: Callable[[str], 
         topic = f"ablation-{uuid.uuid4().hex[:8]}"
         _feed(broker.bootstrap, topic, x, y, 4, opts.progress)
         for rep in range(opts.repeats):
-            for name, change in variants.items():
+            for name, change in alternating(list(variants.items()), rep):
                 variant = replace(opts, **change)
                 settings = daemon_settings(broker.bootstrap, topic, client="kafka-python", model="mlp",
                                            replay="reservoir", features=x.shape[1], n=n, opts=variant,

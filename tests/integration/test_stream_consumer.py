@@ -215,8 +215,9 @@ def test_connected_follows_the_broker(
 def test_chunked_socket_reads_deliver_the_same_records_as_kafka_pythons_own(
     shared_broker: EmbeddedBroker, make_topic: Callable[..., str], kafka_config: Callable[..., KafkaConfig],
 ) -> None:
-    """3,000 MNIST-sized records (3 KB each, fetch responses of megabytes) read through 1 MiB chunks, through
-    4 KiB chunks (every read a full one) and through kafka-python's own loop: the same offsets and bytes."""
+    """3,000 MNIST-sized records (3 KB each, fetch responses of megabytes) read through 1 MiB and 256 KiB
+    chunks, through 4 KiB chunks (every read a full one) and through kafka-python's own loop: the same offsets
+    and bytes."""
     from lifelong.stream.socket_reads import recv_chunk_in_effect
 
     topic = make_topic(2)
@@ -225,7 +226,7 @@ def test_chunked_socket_reads_deliver_the_same_records_as_kafka_pythons_own(
     seen: dict[int, list[tuple[int, int, bytes]]] = {}
     decoded: np.ndarray | None = None
     try:
-        for chunk in (1024 * 1024, 4096, 0):
+        for chunk in (1024 * 1024, 256 * 1024, 4096, 0):
             cfg = kafka_config(shared_broker.bootstrap, topic, assign=True, recv_chunk_bytes=chunk)
             with StreamConsumer(cfg) as consumer:
                 assert recv_chunk_in_effect() == chunk
@@ -237,6 +238,6 @@ def test_chunked_socket_reads_deliver_the_same_records_as_kafka_pythons_own(
 
         set_recv_chunk(KafkaConfig().recv_chunk_bytes)
     assert len(seen[0]) == 3000
-    assert seen[1024 * 1024] == seen[0] and seen[4096] == seen[0]
+    assert seen[1024 * 1024] == seen[256 * 1024] == seen[4096] == seen[0]
     assert decoded is not None
     assert sorted(row.tobytes() for row in decoded) == sorted(row.tobytes() for row in x)

@@ -66,3 +66,34 @@ def test_bench_rejects_a_compile_mode_without_compile_before_any_work():
     assert result.exit_code == 2
     assert "applies only with compile: true" in " ".join(result.output.replace("│", " ").split())  # rich box
     assert "feeding" not in result.output  # rejected before the broker was fed
+
+
+def test_ablation_rounds_alternate_their_order_and_pair_each_variant_with_its_round(monkeypatch):
+    """No variant always runs first: each round reverses the last, and a variant's speed-up is the median of its
+    rate over the default's in the same round (a slow round slows both)."""
+    import contextlib
+    from types import SimpleNamespace
+
+    import lifelong.bench.throughput as throughput
+    import lifelong.stream.broker
+
+    monkeypatch.setattr(throughput, "ABLATIONS", {"default": {}, "prefetch=0": {"prefetch": 0}})
+    monkeypatch.setattr(lifelong.stream.broker, "EmbeddedBroker",
+                        lambda: contextlib.nullcontext(SimpleNamespace(bootstrap="127.0.0.1:1")))
+    monkeypatch.setattr(throughput, "_feed", lambda *args, **kw: None)
+    order: list[str] = []
+    round_speed = [1.0, 0.5, 1.0]  # the second round runs on a busy host
+
+    def fake_rate(settings, **kw):
+        name = "prefetch=0" if settings.daemon.prefetch == 0 else "default"
+        order.append(name)
+        rnd = (len(order) - 1) // 2
+        return throughput.Rate(events=1000, seconds=1 / (round_speed[rnd] * (1.2 if name != "default" else 1.0)),
+                               accuracy=0.9)
+
+    monkeypatch.setattr(throughput, "daemon_rate", fake_rate)
+    opts = throughput.Options(repeats=3, ablation_records=100, progress=False)
+    out = throughput.run_ablation(opts, put=lambda *a, **k: None, emit=lambda line: None)
+    assert order == ["default", "prefetch=0", "prefetch=0", "default", "default", "prefetch=0"]
+    assert out["prefetch=0"]["speedup"] == pytest.approx(1.2)
+    assert out["default"]["speedup"] == pytest.approx(1.0)
