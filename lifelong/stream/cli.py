@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -72,30 +73,31 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
     return params
 
 
+_target = partial(typer.Option, rich_help_panel="Where it goes")
+_stream = partial(typer.Option, rich_help_panel="The stream (dataset and scenario)")
+_pace = partial(typer.Option, rich_help_panel="Encoding, pace and output")
+
+
 def feed(
-    bootstrap: str = typer.Option("127.0.0.1:9092", "--bootstrap", "-b",
-                                  envvar="LIFELONG_KAFKA__BOOTSTRAP_SERVERS",
-                                  help="Kafka bootstrap servers, comma-separated."),
-    topic: str = typer.Option("lifelong.events", "--topic", "-t", help="Topic to produce into."),
-    dataset: str = typer.Option("mnist", "--dataset", "-d",
-                                help="digits, mnist, mnist:DIR, csv:PATH, npz:PATH or river:NAME."),
-    scenario: str = typer.Option("split", "--scenario", "-s",
-                                 help="plain (no change), split, permuted, rotated or drift."),
-    seed: int = typer.Option(0, "--seed", help="Seed for the scenario (same seed, same stream)."),
-    codec: str = typer.Option("f32", "--codec", "-c", help="f32 (fast), json or image."),
-    rate: float = typer.Option(0.0, "--rate", "-r", help="Events per second; 0 = as fast as possible."),
-    limit: int = typer.Option(0, "--limit", "-n", help="Produce at most this many events (0 = all)."),
-    partitions: int = typer.Option(1, "--partitions", min=1,
-                                   help="Partitions if the topic is created (1 keeps the stream's order)."),
-    keys: str = typer.Option("index", "--keys", help="Record key: index, label or none."),
-    tasks: int = typer.Option(0, "--tasks", help="Shortcut for --param tasks=N (0: the scenario's default)."),
-    param: list[str] = typer.Option([], "--param", "-P",
-                                    help="Scenario parameter key=value (repeatable), e.g. -P tasks=5."),
-    boundaries_out: Path | None = typer.Option(None, "--boundaries-out",
-                                               help="Where to write the boundaries JSON "
-                                                    "(default: <topic>.boundaries.json here)."),
-    config: Path | None = typer.Option(None, "--config", help="Take SASL/SSL settings from this config."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    bootstrap: str = _target("127.0.0.1:9092", "--bootstrap", "-b", envvar="LIFELONG_KAFKA__BOOTSTRAP_SERVERS",
+                             help="Kafka bootstrap servers, comma-separated."),
+    topic: str = _target("lifelong.events", "--topic", "-t", help="Topic to produce into."),
+    partitions: int = _target(1, "--partitions", min=1,
+                              help="Partitions if the topic is created (1 keeps the stream's order)."),
+    keys: str = _target("index", "--keys", help="Record key: index, label or none."),
+    config: Path | None = _target(None, "--config", help="Take SASL/SSL settings from this config."),
+    dataset: str = _stream("mnist", "--dataset", "-d",
+                           help="digits, mnist, mnist:DIR, csv:PATH, npz:PATH or river:NAME."),
+    scenario: str = _stream("split", "--scenario", "-s", help="plain (no change), split, permuted, rotated or drift."),
+    tasks: int = _stream(0, "--tasks", help="Shortcut for --param tasks=N (0: the scenario's default)."),
+    param: list[str] = _stream([], "--param", "-P", help="Scenario parameter key=value (repeatable), e.g. -P tasks=5."),
+    seed: int = _stream(0, "--seed", help="Seed for the scenario (same seed, same stream)."),
+    limit: int = _stream(0, "--limit", "-n", help="Produce at most this many events (0 = all)."),
+    codec: str = _pace("f32", "--codec", "-c", help="f32 (fast), json or image."),
+    rate: float = _pace(0.0, "--rate", "-r", help="Events per second; 0 = as fast as possible."),
+    boundaries_out: Path | None = _pace(None, "--boundaries-out", help="Where to write the boundaries JSON "
+                                        "(default: <topic>.boundaries.json here)."),
+    progress: bool = _pace(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Produce a dataset or a continual-learning scenario into a Kafka topic, in order, with a progress bar.
 
