@@ -38,6 +38,7 @@ from lifelong.bench.throughput import (  # noqa: E402
     daemon_settings,
     loop_only_daemon,
     mnist_arrays,
+    paired_ratio,
     raw_rate,
 )
 from lifelong.config import KafkaConfig  # noqa: E402
@@ -48,8 +49,8 @@ from lifelong.stream.broker import EmbeddedBroker  # noqa: E402
 
 
 def median_ratio(over: list[Rate], under: list[Rate]) -> float:
-    """Median of the per-round ratios: each compares two runs that were neighbours in time."""
-    return statistics.median(a.per_s / b.per_s for a, b in zip(over, under, strict=True))
+    """:func:`paired_ratio` of two measurements' rates, round by round."""
+    return paired_ratio([r.per_s for r in over], [r.per_s for r in under])
 
 
 def main() -> int:

@@ -21,7 +21,6 @@ import logging
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -37,6 +36,7 @@ from lifelong.bench.throughput import (  # noqa: E402
     daemon_settings,
     loop_only_daemon,
     mnist_arrays,
+    paired_ratio,
     raw_rate,
 )
 from lifelong.config import KafkaConfig  # noqa: E402
@@ -54,9 +54,8 @@ KINDS = tuple(METRICS)
 
 
 def speedups(rates: dict[int, list[float]], base: int = 0) -> dict[int, float]:
-    """Each size's median of its per-round rate over the base's in the same round."""
-    return {chunk: statistics.median(v / b for v, b in zip(values, rates[base], strict=True))
-            for chunk, values in rates.items()}
+    """Each size's :func:`paired_ratio` over the base's rates in the same rounds."""
+    return {chunk: paired_ratio(values, rates[base]) for chunk, values in rates.items()}
 
 
 def main() -> int:
@@ -88,9 +87,8 @@ def main() -> int:
             for chunk in alternating(chunks, rnd):
                 kafka = KafkaConfig(bootstrap_servers=[broker.bootstrap], topics=[topic], assign=True,
                                     group_id=f"raw-{uuid.uuid4().hex[:8]}", recv_chunk_bytes=chunk)
-                start = time.process_time()
                 raw = raw_rate(kafka, args.records, x.shape[1])
-                cpu["raw"][chunk].append((time.process_time() - start) / max(raw.events, 1) * 1e6)
+                cpu["raw"][chunk].append(raw.cpu_us_per_event)
                 rates["raw"][chunk].append(raw.per_s)
                 line = [f"raw {raw.per_s:,.0f} events/s ({cpu['raw'][chunk][-1]:.1f} us CPU/event)"]
                 for kind, daemon_type in daemons.items():

@@ -335,7 +335,6 @@ def daemon_rate(settings: Any, prefix: int = 0, on_progress: Callable[[int], Non
     return rate
 
 
-# ---- (c) river and deep-river ------------------------------------------------------------------------------------
 # ---- the daemon's loop alone -------------------------------------------------------------------------------------
 def _answer_at_once(learner: Any, x: Any, y: Any) -> Any:
     """Learner.process at no cost: every prediction right, nothing trained (the loop's work stays)."""
@@ -361,6 +360,7 @@ def loop_only_daemon() -> type:
     return LoopOnlyDaemon
 
 
+# ---- (c) river and deep-river ------------------------------------------------------------------------------------
 def river_models() -> dict[str, Callable[[], Any]]:
     from river import linear_model, multiclass
 
@@ -489,6 +489,12 @@ def autocast_tag(requested: str, device: str) -> str:
 
 def _median(values: list[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
+
+
+def paired_ratio(over: Sequence[float], under: Sequence[float]) -> float:
+    """Median of the per-round ratios ``over[i] / under[i]`` (rounds whose ``under`` is 0 left out): each
+    compares two runs that were neighbours in time, so a slow round slows both sides of its ratio."""
+    return _median([o / u for o, u in zip(over, under, strict=True) if u])
 
 
 def alternating(items: Sequence[T], rnd: int) -> list[T]:
@@ -667,11 +673,11 @@ def run_ablation(opts: Options, put: Callable[..., None], emit: Callable[[str], 
     base = rates["default"]
     out: dict[str, Any] = {}
     for name, values in rates.items():
-        speedups = [v / b for v, b in zip(values, base, strict=True) if b]
         tags = {"client": "kafka-python", "model": "mlp", "replay": "reservoir-500", "variant": name,
                 "records": n,
                 "partitions": 4, "batch_size": opts.batch_size, "micro_batch": opts.micro_batch}
-        out[name] = {"events_per_s": _median(values), "speedup": _median(speedups), "accuracy": _median(accs[name])}
+        out[name] = {"events_per_s": _median(values), "speedup": paired_ratio(values, base),
+                     "accuracy": _median(accs[name])}
         put("ablation_events_per_s", out[name]["events_per_s"], "events/s", **tags)
         put("ablation_speedup_vs_default", out[name]["speedup"], "ratio", **tags)
         put("ablation_prequential_accuracy", out[name]["accuracy"], "ratio", **tags)
